@@ -1,0 +1,51 @@
+from django.urls import path
+
+from . import custom_field_views, event_views, export_views, import_views, views
+
+urlpatterns = [
+    path("", views.contact_list, name="contact_list"),
+    path("new/", views.contact_create, name="contact_create"),
+    path("bulk/", views.contact_bulk, name="contact_bulk"),
+    path("import/", import_views.import_list, name="import_list"),
+    path("import/<int:pk>/", import_views.import_detail, name="import_detail"),
+    path("import/<int:pk>/mapping/", import_views.import_mapping, name="import_mapping"),
+    path("import/<int:pk>/preview/", import_views.import_preview_page, name="import_preview"),
+    path("import/<int:pk>/errors/", import_views.import_errors, name="import_errors"),
+    path("exports/", export_views.export_list, name="export_list"),
+    path("exports/new/", export_views.export_create, name="export_create"),
+    path("exports/<int:pk>/", export_views.export_detail, name="export_detail"),
+    path("exports/<int:pk>/download/", export_views.export_download, name="export_download"),
+    path("<int:pk>/", views.contact_detail, name="contact_detail"),
+    path("<int:pk>/edit/", views.contact_edit, name="contact_edit"),
+    path("<int:pk>/tags/", views.contact_tags, name="contact_tags"),
+    path("<int:pk>/quick/", views.contact_quick_update, name="contact_quick_update"),
+    path("<int:pk>/notes/", views.contact_note_add, name="contact_note_add"),
+    path("<int:pk>/events/", event_views.contact_event_add, name="contact_event_add"),
+    path("<int:pk>/timeline/", views.contact_timeline_page, name="contact_timeline"),
+    path("settings/taxonomy/", views.taxonomy, name="taxonomy"),
+    path("settings/tag-groups/new/", views.tag_group_edit, name="tag_group_create"),
+    path("settings/tag-groups/<int:pk>/", views.tag_group_edit, name="tag_group_edit"),
+    path("settings/tags/new/", views.tag_edit, name="tag_create"),
+    path("settings/tags/<int:pk>/", views.tag_edit, name="tag_edit"),
+    path("settings/tiers/new/", views.tier_edit, name="tier_create"),
+    path("settings/tiers/<int:pk>/", views.tier_edit, name="tier_edit"),
+    path("settings/<str:kind>/<int:pk>/delete/", views.taxonomy_delete, name="taxonomy_delete"),
+    path("settings/custom-fields/", custom_field_views.custom_field_list, name="custom_field_list"),
+    path("settings/custom-fields/new/", custom_field_views.custom_field_create, name="custom_field_create"),
+    path("settings/custom-fields/<int:pk>/", custom_field_views.custom_field_edit, name="custom_field_edit"),
+    path(
+        "settings/custom-fields/<int:pk>/archive/",
+        custom_field_views.custom_field_archive,
+        name="custom_field_archive",
+    ),
+    path(
+        "settings/custom-fields/<int:pk>/restore/",
+        custom_field_views.custom_field_restore,
+        name="custom_field_restore",
+    ),
+    path(
+        "settings/custom-fields/<int:pk>/purge/",
+        custom_field_views.custom_field_purge,
+        name="custom_field_purge",
+    ),
+]
