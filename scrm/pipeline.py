@@ -1,0 +1,149 @@
+"""The event pipeline (DESIGN.md): every new Event is applied here, in batches, exactly once.
+
+A batch is claimed and applied in one transaction: the events are locked and stamped processed_at, and
+each handler below runs set-based over the batch, in this fixed order. If anything fails, the whole
+transaction rolls back, processed_at stays NULL, and the task's retry (or the minute sweep) applies the
+batch again from scratch, so a batch is never half-applied and never applied twice.
+
+Handlers, in order (later issues add theirs where marked):
+1. contacts: activity fields (last_active_at, first/last_purchase_at, order_count, total_spent)
+2. loyalty: earning rules, refunds reverse earnings            (issue: loyalty)
+3. sop: exit conditions, event triggers                        (issue: SOP)
+4. churn: recovery of open alerts, immediate alerts            (issue: churn)
+5. segments: incremental membership for touched contacts       (issue: segments)
+"""
+
+from collections.abc import Callable, Iterable
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from contacts.models import Contact, Event, EventKind
+
+# Kinds that do not show the customer being active: our own messages, and the customer leaving.
+NOT_ACTIVITY = (EventKind.MESSAGE_OUT, EventKind.FRIEND_DELETED)
+
+
+def _ids_param(ids: list[int]) -> tuple[str, object]:
+    """SQL for "id in this list" with one bound parameter on either database."""
+    if connection.vendor == "postgresql":
+        return "= ANY(%s)", ids
+    import json
+
+    return "IN (SELECT value FROM json_each(%s))", json.dumps(ids)
+
+
+def apply_contact_activity(event_ids: list[int]) -> None:
+    """One UPDATE ... FROM (aggregate of the batch) for every touched contact.
+
+    A refund takes its amount (or the whole order's, when it names none) off the total; a full refund
+    also takes the order off the count, a partial one does not. Dates only move forward (last_*) or back (first_purchase_at).
+    """
+    contact, event = Contact._meta.db_table, Event._meta.db_table
+    ids_sql, ids = _ids_param(event_ids)
+    not_activity = ", ".join(f"'{kind}'" for kind in NOT_ACTIVITY)
+    purchase, refund = EventKind.PURCHASE.value, EventKind.REFUND.value
+
+    def later(column, value):  # GREATEST that ignores NULL, on both databases
+        return f"CASE WHEN c.{column} IS NULL OR a.{value} > c.{column} THEN a.{value} ELSE c.{column} END"
+
+    def earlier(column, value):
+        return f"CASE WHEN c.{column} IS NULL OR a.{value} < c.{column} THEN a.{value} ELSE c.{column} END"
+
+    # The batch's refunds are matched to their purchases first, in a CTE, so the planner looks up each
+    # refund's order by the (kind, order_id) index instead of joining every purchase against the batch
+    # (which it did with stale statistics: 1 s instead of 50 ms per 1,000 events).
+    sql = f"""
+        WITH batch AS (
+            SELECT e.id, e.contact_id, e.kind, e.occurred_at, e.amount, e.order_id
+            FROM {event} AS e WHERE e.id {ids_sql}
+        ), refunded AS (
+            SELECT b.id, p.amount AS order_amount
+            FROM batch AS b
+            JOIN {event} AS p ON p.kind = '{purchase}' AND p.order_id = b.order_id AND p.order_id <> ''
+            WHERE b.kind = '{refund}'
+        )
+        UPDATE {contact} AS c SET
+            last_active_at = {later("last_active_at", "last_active")},
+            first_purchase_at = {earlier("first_purchase_at", "first_purchase")},
+            last_purchase_at = {later("last_purchase_at", "last_purchase")},
+            order_count = c.order_count + a.orders,
+            total_spent = c.total_spent + a.spent
+        FROM (
+            SELECT b.contact_id,
+                MAX(b.occurred_at) FILTER (WHERE b.kind NOT IN ({not_activity})) AS last_active,
+                MIN(b.occurred_at) FILTER (WHERE b.kind = '{purchase}') AS first_purchase,
+                MAX(b.occurred_at) FILTER (WHERE b.kind = '{purchase}') AS last_purchase,
+                COUNT(*) FILTER (WHERE b.kind = '{purchase}')
+                    - COUNT(*) FILTER (WHERE b.kind = '{refund}' AND (b.amount IS NULL OR b.amount >= r.order_amount))
+                    AS orders,
+                COALESCE(SUM(b.amount) FILTER (WHERE b.kind = '{purchase}'), 0)
+                    - COALESCE(SUM(COALESCE(b.amount, r.order_amount)) FILTER (WHERE b.kind = '{refund}'), 0)
+                    AS spent
+            FROM batch AS b
+            LEFT JOIN refunded AS r ON r.id = b.id
+            GROUP BY b.contact_id
+        ) AS a
+        WHERE c.id = a.contact_id
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [ids])
+
+
+# The fixed order of reactions to a batch of events. Each takes the ids of the claimed events.
+HANDLERS: list[Callable[[list[int]], None]] = [
+    apply_contact_activity,
+    # loyalty, sop, churn and segments handlers are added here by their issues, in DESIGN.md's order.
+]
+
+
+def _claim(event_ids: Iterable[int]) -> list[int]:
+    """Lock the not-yet-processed events among `event_ids` and stamp them; returns the ids claimed.
+
+    Rows another run holds are skipped, not waited for: that run applies them, or, if it fails, its
+    rollback leaves them for the sweep. (SQLite has no row locks; its database lock serialises writers.)
+    """
+    ids = list(
+        Event.objects.select_for_update(skip_locked=True)
+        .filter(id__in=list(event_ids), processed_at__isnull=True)
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+    if ids:
+        Event.objects.filter(id__in=ids).update(processed_at=timezone.now())
+    return ids
+
+
+def process_events(event_ids: Iterable[int]) -> int:
+    """Apply the events not yet applied among `event_ids`; returns how many were applied."""
+    event_ids = list(event_ids)
+    applied = 0
+    size = settings.PIPELINE_BATCH_SIZE
+    for start in range(0, len(event_ids), size):
+        with transaction.atomic():
+            claimed = _claim(event_ids[start : start + size])
+            for handler in HANDLERS:
+                if claimed:
+                    handler(claimed)
+        applied += len(claimed)
+    return applied
+
+
+def pending_event_ids(limit: int) -> list[int]:
+    return list(
+        Event.objects.filter(processed_at__isnull=True).order_by("id").values_list("id", flat=True)[:limit]
+    )
+
+
+def process_pending_events(*, max_batches: int | None = None) -> int:
+    """The catch-up sweep: apply every event still owed, oldest first, batch by batch."""
+    applied, batches = 0, 0
+    while max_batches is None or batches < max_batches:
+        ids = pending_event_ids(settings.PIPELINE_BATCH_SIZE)
+        done = process_events(ids) if ids else 0
+        if not done:  # nothing owed, or all of it is being applied by another worker right now
+            break
+        applied += done
+        batches += 1
+    return applied
