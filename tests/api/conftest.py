@@ -32,14 +32,15 @@ def revoked_key(db, admin_user):
 
 
 class ApiClient:
-    """The Django test client with a key and JSON bodies."""
+    """The Django test client with a key and JSON bodies; asks for English (the messages asserted are the
+    English source; without Accept-Language the API answers in the default language, Chinese)."""
 
     def __init__(self, client, key: str | None):
         self.client, self.key = client, key
 
     def _headers(self, key):
         key = self.key if key is ... else key
-        return {"Authorization": f"Bearer {key}"} if key else {}
+        return {"Accept-Language": "en", **({"Authorization": f"Bearer {key}"} if key else {})}
 
     def get(self, path, params=None, *, key=...):
         return self.client.get(f"/api/v1{path}", params or {}, headers=self._headers(key))

@@ -88,3 +88,9 @@ def test_openapi_and_docs_are_served_without_a_cdn(client, db):
     html = docs.content.decode()
     assert "/static/ninja/swagger-ui-bundle.js" in html
     assert "cdn" not in html.lower()
+
+
+def test_errors_are_in_chinese_without_accept_language(client, contact):
+    response = client.get(f"/api/v1/contacts/{contact.pk}")
+    assert response.status_code == 401
+    assert "API 密钥" in response.json()["detail"]

@@ -17,7 +17,9 @@ def media(settings, tmp_path):
 
 
 @pytest.fixture(autouse=True)
-def english():
+def english(client):
+    """The messages asserted below are the English source; the default language is Chinese."""
+    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
     with translation.override("en"):
         yield
 
