@@ -117,13 +117,20 @@ def import_preview_page(request, pk):
     ctx = {
         "job": job,
         "columns": [{"header": header, "label": labels.get(target, target)} for _i, header, target in mapped],
-        "rows": [
-            {"row": row, "cells": [row.cells[i] if i < len(row.cells) else "" for i, _h, _t in mapped]}
-            for row in rows
-        ],
+        "rows": [{"row": row, "cells": _preview_cells(row, mapped)} for row in rows],
         "failed": sum(1 for row in rows if row.status == "failed"),
     }
     return render(request, "contacts/import_preview.html", ctx)
+
+
+def _preview_cells(row, mapped) -> list[dict]:
+    """Per mapped column: the value as it will be saved and, when that differs, the cell as written."""
+    cells = []
+    for index, _header, target in mapped:
+        raw = row.cells[index] if index < len(row.cells) else ""
+        saved = row.saved.get(target, raw) if row.status != "failed" else raw
+        cells.append({"saved": saved, "raw": raw if raw and raw != saved else ""})
+    return cells
 
 
 @require_GET

@@ -349,6 +349,8 @@ class ImportJob(models.Model):
     original_name = models.CharField(_("file name"), max_length=255)
     file_format = models.CharField(max_length=8)  # "csv" | "xlsx"
     encoding = models.CharField(max_length=32, blank=True, default="")
+    # The uploader's language: the worker writes the failed rows' reasons in it.
+    language = models.CharField(max_length=16, blank=True, default="")
     headers = models.JSONField(default=list, blank=True)
     # Column header -> target field name ("" = ignore the column).
     mapping = models.JSONField(default=dict, blank=True)

@@ -8,23 +8,24 @@ import csv
 import functools
 import logging
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.files import File
 from django.db import transaction
 from django.db.models import F
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from ..custom_fields import active_fields
-from ..models import ImportJob, JobStatus
+from ..models import EventKind, Gender, ImportJob, JobStatus, Source, Tier
 from ..services import audit_record
 from .event_upsert import EventImporter
-from .mapping import guess_mapping, mapping_errors
+from .mapping import CUSTOM_PREFIX, guess_mapping, mapping_errors
 from .reading import ImportFileError, RowSource, check_size, inspect_file
 from .rows import ContactRowParser, EventRowParser, RowError
 from .upsert import ChunkResult, ContactUpserter
@@ -41,7 +42,10 @@ def import_create(*, actor, upload, kind: str) -> ImportJob:
     check_size(upload.size)
     if kind not in ImportJob.Kind.values:
         raise ImportFileError(_("Choose what the file holds."))
-    job = ImportJob(kind=kind, created_by=actor, original_name=Path(upload.name).name[:255])
+    job = ImportJob(
+        kind=kind, created_by=actor, original_name=Path(upload.name).name[:255],
+        language=translation.get_language() or "",
+    )  # fmt: skip
     job.file.save(Path(upload.name).name, upload, save=False)
     try:
         job.file_format, job.encoding = inspect_file(Path(job.file.path), job.original_name)
@@ -99,6 +103,48 @@ class PreviewRow:
     cells: list[str]
     status: str  # created | updated | unchanged | failed
     reason: str = ""
+    saved: dict[str, str] = field(default_factory=dict)  # mapping target -> the value as it will be saved
+
+
+def _saved_values(parsed: list, kind: str, tz: ZoneInfo) -> dict[int, dict[str, str]]:
+    """line -> target -> display text of what the import stores: the phone in E.164, the email lower-cased,
+    choices, owners and tiers by their names, dates as dates; what a person checks before starting."""
+    if kind == ImportJob.Kind.CONTACTS:
+        owner_ids = {row.values["owner_id"] for row in parsed if row.values.get("owner_id")}
+        owners = {user.pk: str(user) for user in get_user_model().objects.filter(pk__in=owner_ids)}
+        tiers = dict(Tier.objects.values_list("pk", "name"))
+        return {row.line: _contact_display(row, owners, tiers) for row in parsed}
+    return {row.line: _event_display(row, tz) for row in parsed}
+
+
+def _contact_display(row, owners: dict, tiers: dict) -> dict[str, str]:
+    values = row.values
+    shown = {name: str(values[name]) for name in ("name", "phone", "email", "external_userid", "city", "birthday")
+             if values.get(name)}  # fmt: skip
+    if "gender" in values:
+        shown["gender"] = str(Gender(values["gender"]).label)
+    if "source" in values:
+        shown["source"] = str(Source(values["source"]).label)
+    if values.get("owner_id"):
+        shown["owner"] = owners.get(values["owner_id"], "")
+    if values.get("tier_id"):
+        shown["tier"] = tiers.get(values["tier_id"], "")
+    if row.tags:
+        shown["tags"] = "、".join(row.tags)
+    for key, value in row.custom.items():
+        shown[CUSTOM_PREFIX + key] = "、".join(value) if isinstance(value, list) else str(value)
+    return shown
+
+
+def _event_display(row, tz: ZoneInfo) -> dict[str, str]:
+    shown = {name: value for name, value in row.keys}
+    shown["kind"] = str(EventKind(row.kind).label)
+    shown["occurred_at"] = row.occurred_at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+    if row.amount is not None:
+        shown["amount"] = f"¥{row.amount}"
+    if row.order_id:
+        shown["order_id"] = row.order_id
+    return shown
 
 
 def import_preview(*, job: ImportJob, limit: int = PREVIEW_ROWS) -> list[PreviewRow]:
@@ -111,10 +157,17 @@ def import_preview(*, job: ImportJob, limit: int = PREVIEW_ROWS) -> list[Preview
         result = engine.apply(parsed) if parsed else ChunkResult()
         transaction.set_rollback(True)
     reasons = {error.line: error.reason for error in failed + result.failed}
+    saved = _saved_values(
+        [row for row in parsed if row.line not in reasons], job.kind, _tz_of(job.created_by)
+    )
     return [
         PreviewRow(
-            line, cells, "failed" if line in reasons else result.statuses.get(line, ""), reasons.get(line, "")
-        )
+            line,
+            cells,
+            "failed" if line in reasons else result.statuses.get(line, ""),
+            reasons.get(line, ""),
+            saved.get(line, {}),
+        )  # fmt: skip
         for line, cells in sample
     ]
 
@@ -180,18 +233,23 @@ def import_run(*, job_id: int, chunk_rows: int = CHUNK_ROWS, portable: bool = Fa
     if not claimed:
         return None
     job = ImportJob.objects.select_related("created_by").get(pk=job_id)
+    with translation.override(job.language or settings.LANGUAGE_CODE):
+        _run_to_the_end(job, chunk_rows=chunk_rows, portable=portable)
+    return job
+
+
+def _run_to_the_end(job: ImportJob, *, chunk_rows: int, portable: bool) -> None:
     try:
         _run_chunks(job, chunk_rows=chunk_rows, portable=portable)
     except ImportFileError as exc:
         _finish(job, JobStatus.FAILED, str(exc))
     except Exception:
-        logger.exception("import %s failed", job_id)
+        logger.exception("import %s failed", job.pk)
         _finish(
             job,
             JobStatus.FAILED,
             _("The import stopped because of an internal error; rows counted were saved."),
         )
-    return job
 
 
 def _run_chunks(job: ImportJob, *, chunk_rows: int, portable: bool) -> None:

@@ -322,6 +322,22 @@ def test_preview_shows_statuses_and_saves_nothing(admin_user):
     assert job.status == JobStatus.PENDING
 
 
+def test_preview_shows_values_as_they_will_be_saved(admin_user, operator, tier):
+    job = import_create(
+        actor=admin_user,
+        upload=upload(
+            HEADER + "王五,138 0000 0003,Wang@Example.COM,辣；甜,金卡,1990/5/1,杭州,小程序,operator\n"
+        ),
+        kind="contacts",
+    )
+    (row,) = import_preview(job=job)
+    assert row.status == "created"
+    assert row.saved == {
+        "name": "王五", "phone": "+8613800000003", "email": "wang@example.com", "tags": "辣、甜", "tier": "金卡",
+        "birthday": "1990-05-01", "city": "杭州", "source": "Mini program (小程序)", "owner": str(operator),
+    }  # fmt: skip
+
+
 def test_run_twice_and_finished_jobs_do_nothing(admin_user):
     job = run_import(admin_user, "姓名,手机号\n甲,13800000001\n")
     assert job.status == JobStatus.DONE
@@ -369,3 +385,16 @@ def test_start_queues_the_task_once_on_commit(admin_user, django_capture_on_comm
     assert len(callbacks) == 1
     job.refresh_from_db()
     assert (job.status, job.created_count) == (JobStatus.DONE, 1)  # eager Celery ran the task
+
+
+def test_the_worker_writes_reasons_in_the_uploaders_language(admin_user):
+    """The task runs in a worker whose language is the site default; the uploader read the page in Chinese."""
+    with translation.override("zh-hans"):
+        job = import_create(actor=admin_user, upload=upload("姓名,手机号\n甲,123\n"), kind="contacts")
+    assert import_start(job=job)
+    import_run(job_id=job.pk)  # under the test's English
+    job.refresh_from_db()
+    assert error_rows(job) == [
+        ["行号", "姓名", "手机号", "原因"],
+        ["2", "甲", "123", "手机号“123”格式无效。"],
+    ]

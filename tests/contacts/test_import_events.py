@@ -119,3 +119,23 @@ def test_events_mapping_needs_kind_and_time(admin_user):
         "Choose the column for “Event kind”.",
         "Choose the column for “Occurred at”.",
     ]
+
+
+def test_preview_shows_events_as_they_will_be_saved(admin_user, buyers):
+    from contacts.imports import import_preview
+
+    job = import_create(
+        actor=admin_user,
+        upload=SimpleUploadedFile(
+            "o.csv", (HEADER + '138 0000 0001,购买,2024-05-01 10:00,"￥1,200.50",A1\n').encode()
+        ),
+        kind="events",
+    )
+    (row,) = import_preview(job=job)
+    assert row.status == "created", row.reason
+    # Times are read and shown in the importer's time zone (Asia/Shanghai by default).
+    assert row.saved == {
+        "phone": "+8613800000001", "kind": "Purchase", "occurred_at": "2024-05-01 10:00", "amount": "¥1200.50",
+        "order_id": "A1",
+    }  # fmt: skip
+    assert not Event.objects.exists()

@@ -98,6 +98,9 @@ def test_whole_flow_through_the_views(client, manager, operator, django_capture_
     preview = client.get(response["Location"])
     assert [row["row"].status for row in preview.context["rows"]] == ["created", "failed"]
     assert "Phone “12345” is not a valid phone number." in preview.content.decode()
+    # The value as it will be saved, and the cell as written when they differ.
+    assert '<span data-testid="saved-value">+8613800000001</span>' in preview.content.decode()
+    assert "<s>13800000001</s>" in preview.content.decode()
     assert not Contact.objects.exists()
 
     with django_capture_on_commit_callbacks(execute=True):

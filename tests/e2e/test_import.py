@@ -6,6 +6,7 @@ import pytest
 from playwright.sync_api import expect
 
 from contacts.models import Contact
+from tests.e2e.conftest import SCREENSHOTS
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -39,6 +40,10 @@ def test_manager_imports_a_file_and_downloads_the_failed_rows(page, login, manag
     expect(table.locator("tr[data-status=created]")).to_have_count(2)
     expect(table.locator("tr[data-status=failed]")).to_have_count(1)
     expect(table).to_contain_text("Phone “1380013800” is not a valid phone number.")
+    # Values as they will be saved (the phone in E.164), the cell as written struck through below.
+    expect(table.locator("tr[data-status=created]").first).to_contain_text("+8613800138000")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "import_dry_run.png"), full_page=True)
     assert not Contact.objects.exists()
 
     page.locator("[data-testid=start-import]").click()
