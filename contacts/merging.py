@@ -163,13 +163,15 @@ def probable_duplicates_of(user, contact: Contact, limit: int = 5) -> list[Conta
     """Other visible contacts that look like the same person (for a hint on the contact page)."""
     conditions = []
     if contact.email:
-        conditions.append(Q(email__iexact=contact.email))
+        # lower(email) with `email <> ''`: the partial index the duplicates page uses (not iexact's UPPER()).
+        conditions.append(Q(email_key=contact.email.lower()) & ~Q(email=""))
     if contact.birthday:
         conditions.append(Q(name=contact.name, city=contact.city, birthday=contact.birthday))
     if not conditions:
         return []
     return list(
         contacts_visible_to(user)
+        .alias(email_key=Lower("email"))
         .filter(reduce(or_, conditions))
         .exclude(pk=contact.pk)
         .order_by("pk")[:limit]

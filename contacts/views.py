@@ -27,6 +27,7 @@ from .forms import (
     TierForm,
     tag_choices,
 )  # fmt: skip
+from .merging import probable_duplicates_of
 from .models import Tag, TagGroup, Tier
 from .pagination import SORTS, BadCursor, keyset_page
 from .selectors import (
@@ -191,6 +192,7 @@ def _detail_ctx(request, contact, **extra) -> dict:
         "can_assign": request.user.has_perm("contacts.assign_owner"),
         "note_form": NoteForm(),
         "record_form": blank_record_form() if request.user.has_perm("contacts.add_event") else None,
+        "duplicates": probable_duplicates_of(request.user, contact),
         **_timeline_ctx(contact),
         **extra,
     }

@@ -257,3 +257,24 @@ def test_merge_page_errors_are_clear(role_client, pair, other_contact):
 
 def test_contact_list_links_duplicates(role_client):
     assert "/contacts/duplicates/" in role_client("operator").get("/contacts/").content.decode()
+
+
+def test_contact_page_hints_at_visible_duplicates(role_client, pair, other_operator):
+    survivor, duplicate = pair
+    # Same name, city and birthday as the duplicate, but another operator's: only their manager sees it.
+    hidden = Contact.objects.create(
+        name="王芳芳", city="杭州", birthday=date(1992, 2, 2), owner=other_operator, phone="+8613800000003"
+    )
+    page = role_client("operator").get(f"/contacts/{duplicate.pk}/").content.decode()
+    assert 'data-testid="duplicate-hint"' in page
+    assert f"/contacts/merge/{duplicate.pk}/{survivor.pk}/" in page
+    assert f"/contacts/{hidden.pk}/" not in page
+    page = role_client("manager").get(f"/contacts/{duplicate.pk}/").content.decode()
+    assert f"/contacts/merge/{duplicate.pk}/{survivor.pk}/" in page
+    assert f"/contacts/merge/{duplicate.pk}/{hidden.pk}/" in page
+    Contact.objects.filter(pk=survivor.pk).update(email="other@example.com")
+    Contact.objects.filter(pk=hidden.pk).delete()
+    assert (
+        'data-testid="duplicate-hint"'
+        not in role_client("manager").get(f"/contacts/{duplicate.pk}/").content.decode()
+    )
