@@ -51,17 +51,20 @@ def apply_contact_activity(event_ids: list[int]) -> None:
     def earlier(column, value):
         return f"CASE WHEN c.{column} IS NULL OR a.{value} < c.{column} THEN a.{value} ELSE c.{column} END"
 
-    # The batch's refunds are matched to their purchases first, in a CTE, so the planner looks up each
-    # refund's order by the (kind, order_id) index instead of joining every purchase against the batch
-    # (which it did with stale statistics: 1 s instead of 50 ms per 1,000 events).
+    # Each refund of the batch looks up its purchase by the (kind, order_id) index, as a correlated
+    # subquery: a join let the planner, with stale statistics on fresh events, walk every purchase with an
+    # order id against the batch instead (measured at 1M contacts: 960 ms instead of 2 ms per 1,000 events).
+    # A refund's purchase always exists (events_record checks it); a NULL amount would be read as "all".
     sql = f"""
         WITH batch AS (
             SELECT e.id, e.contact_id, e.kind, e.occurred_at, e.amount, e.order_id
             FROM {event} AS e WHERE e.id {ids_sql}
         ), refunded AS (
-            SELECT b.id, p.amount AS order_amount
+            SELECT b.id, (
+                SELECT p.amount FROM {event} AS p
+                WHERE p.kind = '{purchase}' AND p.order_id = b.order_id AND p.order_id <> ''
+            ) AS order_amount
             FROM batch AS b
-            JOIN {event} AS p ON p.kind = '{purchase}' AND p.order_id = b.order_id AND p.order_id <> ''
             WHERE b.kind = '{refund}'
         )
         UPDATE {contact} AS c SET
