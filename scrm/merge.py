@@ -12,21 +12,28 @@ and returns what it moved (e.g. {"points_lots": 3}) for the audit entry.
 
 from collections.abc import Mapping
 
+from django.db import transaction
+
 from contacts.merging import MergeHandler, contact_merge
 from contacts.models import Contact
+from segments.services import segment_history_move, segment_refresh_contacts
 
 # Later issues append here: loyalty (points lots and entries, member), sop (enrollments), churn (alerts, scores).
-MERGE_HANDLERS: list[MergeHandler] = []
+MERGE_HANDLERS: list[MergeHandler] = [segment_history_move]
 
 
 def merge_contacts(
     *, actor, survivor: Contact, duplicate: Contact, field_choices: Mapping[str, str]
 ) -> Contact:
     """Merge `duplicate` into `survivor` (see contacts.merging.contact_merge) with every app's handler."""
-    return contact_merge(
-        actor=actor,
-        survivor=survivor,
-        duplicate=duplicate,
-        field_choices=field_choices,
-        handlers=MERGE_HANDLERS,
-    )
+    with transaction.atomic():
+        merged = contact_merge(
+            actor=actor,
+            survivor=survivor,
+            duplicate=duplicate,
+            field_choices=field_choices,
+            handlers=MERGE_HANDLERS,
+        )
+        # The survivor's fields and totals changed: its dynamic segments follow at once.
+        segment_refresh_contacts(contact_ids=[merged.pk])
+    return merged

@@ -10,7 +10,7 @@ Handlers, in order (later issues add theirs where marked):
 2. loyalty: earning rules, refunds reverse earnings            (issue: loyalty)
 3. sop: exit conditions, event triggers                        (issue: SOP)
 4. churn: recovery of open alerts, immediate alerts            (issue: churn)
-5. segments: incremental membership for touched contacts       (issue: segments)
+5. segments: incremental membership for touched contacts
 """
 
 from collections.abc import Callable, Iterable
@@ -20,6 +20,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from contacts.models import Contact, Event, EventKind
+from segments.services import segment_refresh_contacts
 
 # Kinds that do not show the customer being active: our own messages, and the customer leaving.
 NOT_ACTIVITY = (EventKind.MESSAGE_OUT, EventKind.FRIEND_DELETED)
@@ -94,10 +95,17 @@ def apply_contact_activity(event_ids: list[int]) -> None:
         cursor.execute(sql, [ids])
 
 
+def apply_segment_membership(event_ids: list[int]) -> None:
+    """Dynamic segments follow the batch's contacts (their activity fields were just updated)."""
+    contact_ids = Event.objects.filter(id__in=event_ids).values_list("contact_id", flat=True).distinct()
+    segment_refresh_contacts(contact_ids=list(contact_ids))
+
+
 # The fixed order of reactions to a batch of events. Each takes the ids of the claimed events.
 HANDLERS: list[Callable[[list[int]], None]] = [
     apply_contact_activity,
-    # loyalty, sop, churn and segments handlers are added here by their issues, in DESIGN.md's order.
+    # loyalty, sop and churn handlers are added here by their issues, in DESIGN.md's order.
+    apply_segment_membership,
 ]
 
 

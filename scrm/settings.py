@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -193,6 +194,7 @@ CELERY_TASK_ROUTES = {
     "contacts.tasks.import_run_task": {"queue": "bulk"},
     "contacts.tasks.export_run_task": {"queue": "bulk"},
     "contacts.tasks.export_cleanup_task": {"queue": "bulk"},
+    "segments.tasks.segment_refresh_task": {"queue": "bulk"},
     # Later issues route here: "sop.tasks.dispatch_due_touchpoints_task": {"queue": "dispatch"}.
 }
 CELERY_BEAT_SCHEDULE = {
@@ -213,6 +215,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "scrm.tasks.process_pending_events_task",
         "schedule": 60.0,
         "options": {"expires": 55},
+    },
+    # 03:00 in TIME_ZONE (DESIGN.md, nightly jobs): every dynamic segment recomputed from its rule.
+    "segments-reconcile": {
+        "task": "segments.tasks.segments_reconcile_task",
+        "schedule": crontab(hour=3, minute=0),
     },
 }
 # Nightly jobs (DESIGN.md) join CELERY_BEAT_SCHEDULE as their issues land (celery.schedules.crontab).

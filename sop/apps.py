@@ -3,6 +3,6 @@ from django.utils.translation import gettext_lazy as _
 
 
 class SopConfig(AppConfig):
-    # Holds only its AppConfig until its issue lands (see README "Roadmap").
+    # Holds only its AppConfig until its issue lands (see README "Architecture").
     name = "sop"
     verbose_name = _("SOP")

@@ -278,3 +278,26 @@ def test_contact_page_hints_at_visible_duplicates(role_client, pair, other_opera
         'data-testid="duplicate-hint"'
         not in role_client("manager").get(f"/contacts/{duplicate.pk}/").content.decode()
     )
+
+
+def test_merge_keeps_segment_history_and_refreshes_the_survivors_segments(operator, pair):
+    from segments.models import Segment, SegmentChange, SegmentMembership
+    from segments.services import segment_refresh
+
+    survivor, duplicate = pair
+    in_hangzhou = Segment.objects.create(name="杭州", definition={"type": "group", "match": "all", "children": [
+        {"type": "field", "field": "city", "op": "equals", "value": "杭州"}]})  # fmt: skip
+    segment_refresh(segment_id=in_hangzhou.pk)  # first fill: the duplicate (杭州) is a member
+    SegmentChange.objects.create(segment=in_hangzhou, contact=duplicate, change="entered")
+    merge_contacts(
+        actor=operator, survivor=survivor, duplicate=duplicate, field_choices={"city": "duplicate"}
+    )
+    # The survivor took the duplicate's city: it is a member now, and the duplicate's history is its own.
+    assert list(
+        SegmentMembership.objects.filter(segment=in_hangzhou).values_list("contact_id", flat=True)
+    ) == [survivor.pk]
+    assert sorted(SegmentChange.objects.filter(segment=in_hangzhou).values_list("contact_id", "change")) == [
+        (survivor.pk, "entered"),
+        (survivor.pk, "entered"),
+    ]
+    assert AuditEntry.objects.get(action="contact.merged").after["moved"]["segment_changes"] == 1

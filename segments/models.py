@@ -1,0 +1,89 @@
+"""Segments: named groups of contacts, by a rule (dynamic) or a fixed list (static).
+
+A dynamic segment's membership is materialised in SegmentMembership so that everything downstream (SOP
+triggers, bulk actions, dashboards) reads it with one indexed join. Every entry and exit is a SegmentChange
+row: the SOP app consumes those as triggers, in id order.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from contacts.models import Contact
+
+
+class SegmentKind(models.TextChoices):
+    DYNAMIC = "dynamic", _("Dynamic (by rule)")
+    STATIC = "static", _("Static (fixed list)")
+
+
+class Segment(models.Model):
+    name = models.CharField(_("name"), max_length=100)
+    description = models.TextField(_("description"), blank=True, default="")
+    kind = models.CharField(_("kind"), max_length=8, choices=SegmentKind.choices, default=SegmentKind.DYNAMIC)
+    # The rule tree of segments.rules (validated by validate_tree on every door); {} for a static segment.
+    definition = models.JSONField(_("rule"), default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Operators it is shared with still see only their own contacts inside it.
+    shared_with = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="shared_segments", verbose_name=_("shared with")
+    )
+    member_count = models.IntegerField(_("members"), default=0)
+    refreshed_at = models.DateTimeField(_("last refreshed"), null=True, blank=True)
+    # Set when the rule names something that no longer exists (a deleted tag): membership is frozen, never
+    # silently recomputed from a changed rule, until someone fixes the rule.
+    broken_reason = models.CharField(_("broken because"), max_length=300, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("segment")
+        verbose_name_plural = _("segments")
+        ordering = ["name", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_dynamic(self) -> bool:
+        return self.kind == SegmentKind.DYNAMIC
+
+
+class SegmentMembership(models.Model):
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="memberships", db_index=False)
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="+", db_index=False)
+    since = models.DateTimeField(_("member since"), default=timezone.now)
+
+    class Meta:
+        constraints = [
+            # Also the index for "members of a segment" (segment first).
+            models.UniqueConstraint(fields=["segment", "contact"], name="segment_membership_unique")
+        ]
+        # "Which segments is this contact in" (incremental refresh, contact page).
+        indexes = [models.Index(fields=["contact", "segment"], name="segment_membership_contact")]
+
+    def __str__(self) -> str:
+        return f"{self.contact_id} in {self.segment_id}"
+
+
+class SegmentChange(models.Model):
+    class Change(models.TextChoices):
+        ENTERED = "entered", _("entered")
+        EXITED = "exited", _("exited")
+
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="changes", db_index=False)
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="+", db_index=False)
+    change = models.CharField(max_length=8, choices=Change.choices)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["segment", "-at", "-id"], name="segment_change_history"),
+            models.Index(fields=["contact", "-at"], name="segment_change_contact"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.contact_id} {self.change} {self.segment_id}"

@@ -1,0 +1,21 @@
+"""Celery tasks of the segments app: take ids, call a service, safe to run twice."""
+
+from celery import shared_task
+
+from .models import Segment, SegmentKind
+from .services import segment_refresh
+
+
+@shared_task(ignore_result=True)
+def segment_refresh_task(segment_id: int) -> None:
+    """Recompute one dynamic segment (the `bulk` queue); a deleted segment is nothing to do."""
+    if Segment.objects.filter(pk=segment_id).exists():
+        segment_refresh(segment_id=segment_id)
+
+
+@shared_task(ignore_result=True)
+def segments_reconcile_task() -> None:
+    """Beat, nightly: a full refresh of every dynamic segment, one task each. It also moves contacts whom only
+    time moved ("no purchase for 30 days"), which no event or edit announces."""
+    for segment_id in Segment.objects.filter(kind=SegmentKind.DYNAMIC).values_list("id", flat=True):
+        segment_refresh_task.delay(segment_id)
