@@ -30,10 +30,12 @@ class RefreshResult:
     broken: str = ""
 
 
-def _compiled_or_broken(segment: Segment, now: datetime):
+def _compiled_or_broken(segment: Segment, now: datetime, among: list[int] | None = None):
     """The rule as a Q, or None after marking the segment broken (its membership is left alone)."""
     try:
-        return compile_tree(segment.definition, now=now)  # validates first: a deleted tag is a RuleError
+        return compile_tree(
+            segment.definition, now=now, among=among
+        )  # validates first: a deleted tag is a RuleError
     except RuleError as error:
         reason = str(error)[:300]
         if segment.broken_reason != reason:
@@ -123,7 +125,7 @@ def segment_refresh_contacts(
 def _refresh_some(segment: Segment, ids: list[int], now: datetime) -> RefreshResult:
     if segment.refreshed_at is None:  # not filled yet: its first full refresh (queued on save) does it
         return RefreshResult()
-    rule = _compiled_or_broken(segment, now)
+    rule = _compiled_or_broken(segment, now, among=ids)
     if rule is None:
         return RefreshResult(size=segment.member_count, broken=segment.broken_reason)
     wanted = set(Contact.objects.filter(rule, id__in=ids).values_list("id", flat=True))

@@ -6,7 +6,7 @@ returns a cleaned value or raises RuleError — never anything else.
 """
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -236,11 +236,13 @@ class Condition:
 
     - validate(node) -> the cleaned node (a dict, JSON-serialisable, including "type"); raise RuleError
       with a path relative to the node for anything wrong. validate(validate(n)) == validate(n).
-    - to_q(node, *, now) -> a Q for Contact whose negation is its exact complement, so "none of" groups
+    - to_q(node, *, now, among=None) -> a Q for Contact whose negation is its exact complement, so "none of" groups
       (a NOT in SQL) mean what they say. Lookups on Contact columns are (Django adds "IS NOT NULL" under
       a negation); an expression (EXISTS, a subquery, a JSON value) must never be SQL NULL — coalesce it
       or guard it with IS NOT NULL. Sets of rows go in as EXISTS or subqueries, never as ids read into
-      Python.
+      Python. `among`, when given, is the set of contacts the caller restricts the query to (an incremental
+      refresh of a thousand touched contacts): a subquery may be narrowed to them, as the Q is then only
+      asked about those contacts; without it the Q must hold for every contact.
     - describe(node) -> a phrase in the active language; must not fail on a node that was valid when saved,
       even if rows it names have since been deleted.
     """
@@ -251,7 +253,7 @@ class Condition:
     def validate(self, node: dict) -> dict:
         raise NotImplementedError
 
-    def to_q(self, node: dict, *, now: datetime) -> Q:
+    def to_q(self, node: dict, *, now: datetime, among: Sequence[int] | None = None) -> Q:
         raise NotImplementedError
 
     def describe(self, node: dict) -> str:

@@ -10,6 +10,7 @@ the window becomes one range of those numbers, or two when it wraps past 31 Dece
 """
 
 import zoneinfo
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from functools import cache
 from typing import Any
@@ -69,7 +70,7 @@ class BirthdayWithinCondition(Condition):
         params.finish()
         return cleaned
 
-    def to_q(self, node: dict, *, now: datetime) -> Q:
+    def to_q(self, node: dict, *, now: datetime, among: Sequence[int] | None = None) -> Q:
         today = now.astimezone(zoneinfo.ZoneInfo(node.get("tz", settings.TIME_ZONE))).date()
         in_window = Q()
         for low, high in month_day_ranges(today, node["days"]):

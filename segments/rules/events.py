@@ -17,6 +17,7 @@ correlated subquery (one index probe per contact) and 110 ms this way; with tier
 beside it, 320 ms and 160 ms.
 """
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from operator import eq as equal
@@ -39,15 +40,15 @@ _PASSES = {"gte": ge, "gt": gt, "lte": le, "lt": lt, "eq": equal}
 MAX_WINDOW_DAYS = 3650
 
 
-def _totals(node: dict, now: datetime) -> QuerySet:
-    """contact_id and total over the window, one row per contact with at least one such event."""
-    per_contact = (
-        Event.objects.filter(
-            kind=node["kind"], occurred_at__gte=now - timedelta(days=node["days"]), occurred_at__lte=now
-        )
-        .order_by()
-        .values("contact_id")
+def _totals(node: dict, now: datetime, among: Sequence[int] | None) -> QuerySet:
+    """contact_id and total over the window, one row per contact with at least one such event (among the
+    given contacts only, when there are some: an incremental refresh must not total every contact's events)."""
+    events = Event.objects.filter(
+        kind=node["kind"], occurred_at__gte=now - timedelta(days=node["days"]), occurred_at__lte=now
     )
+    if among is not None:
+        events = events.filter(contact_id__in=list(among))
+    per_contact = events.order_by().values("contact_id")
     if node["measure"] == "count":
         return per_contact.annotate(total=Count("pk"))
     # Rounded to cents: amounts have two places, and SQLite adds them as binary floats
@@ -74,13 +75,13 @@ class EventsCondition(Condition):
         params.finish()
         return {"type": self.type, "kind": kind, "measure": measure, "op": op, "value": value, "days": days}
 
-    def to_q(self, node: dict, *, now: datetime) -> Q:
+    def to_q(self, node: dict, *, now: datetime, among: Sequence[int] | None = None) -> Q:
         value = int(node["value"]) if node["measure"] == "count" else Decimal(node["value"])
         passes = {f"total__{_LOOKUPS[node['op']]}": value}
         if _PASSES[node["op"]](0, value):
-            failing = _totals(node, now).exclude(**passes).values("contact_id")
+            failing = _totals(node, now, among).exclude(**passes).values("contact_id")
             return ~Q(pk__in=failing)
-        return Q(pk__in=_totals(node, now).filter(**passes).values("contact_id"))
+        return Q(pk__in=_totals(node, now, among).filter(**passes).values("contact_id"))
 
     def describe(self, node: dict) -> str:
         days = node.get("days", 0)

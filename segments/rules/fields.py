@@ -9,6 +9,7 @@ fits its kind (see kinds.py for the kinds, their operators and their semantics).
 """
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -140,7 +141,7 @@ class FieldCondition(Condition):
         params.finish()
         return cleaned
 
-    def to_q(self, node: dict, *, now: datetime) -> Q:
+    def to_q(self, node: dict, *, now: datetime, among: Sequence[int] | None = None) -> Q:
         field = _usable_field(node["field"])
         return field.kind.q(field.access, node["op"], node.get("value"), now)
 

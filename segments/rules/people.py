@@ -10,6 +10,7 @@ Python, so a tier re-ranked or an operator moved to another team counts at once;
 (tier, id) or (owner, id) index of Contact.
 """
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -65,7 +66,7 @@ class IdSetCondition(Condition):
         ensure_exist(self.get_model(), ids, str(self.missing))
         return ids
 
-    def to_q(self, node: dict, *, now: datetime) -> Q:
+    def to_q(self, node: dict, *, now: datetime, among: Sequence[int] | None = None) -> Q:
         op = node["op"]
         if op in ("is_empty", "is_not_empty"):
             return Q(**{f"{self.column}__isnull": op == "is_empty"})
@@ -138,7 +139,7 @@ class TierRankCondition(Condition):
             raise RuleError(_("The lowest rank must not be greater than the highest."), "min")
         return {"type": self.type, "min": low, "max": high}
 
-    def to_q(self, node: dict, *, now: datetime) -> Q:
+    def to_q(self, node: dict, *, now: datetime, among: Sequence[int] | None = None) -> Q:
         ranks = Q()
         if node["min"] is not None:
             ranks &= Q(rank__gte=node["min"])
@@ -176,7 +177,7 @@ class TeamCondition(Condition):
         params.finish()
         return {"type": self.type, "manager": manager}
 
-    def to_q(self, node: dict, *, now: datetime) -> Q:
+    def to_q(self, node: dict, *, now: datetime, among: Sequence[int] | None = None) -> Q:
         manager = node["manager"]
         team = get_user_model().objects.filter(Q(pk=manager) | Q(manager_id=manager)).values("pk")
         return Q(owner__in=team)

@@ -9,6 +9,7 @@ is a relational division in SQL — no tag in the group the contact lacks — so
 later count without re-saving the rule (and a group with no tags is vacuously "all").
 """
 
+from collections.abc import Sequence
 from datetime import datetime
 from functools import reduce
 from operator import and_
@@ -69,7 +70,7 @@ class TagsCondition(Condition):
         params.finish()
         return cleaned
 
-    def to_q(self, node: dict, *, now: datetime) -> Q:
+    def to_q(self, node: dict, *, now: datetime, among: Sequence[int] | None = None) -> Q:
         op = node["op"]
         if "group" in node:
             return self._group_q(op, node["group"])

@@ -6,6 +6,7 @@ The root is a group (depth 1); groups nest at most MAX_DEPTH deep and are never 
 looked up in the registry by their "type"; nothing here names one.
 """
 
+from collections.abc import Sequence
 from datetime import datetime
 from functools import reduce
 from operator import and_, or_
@@ -75,22 +76,23 @@ def _child_list(value: Any) -> list:
     return value
 
 
-def compile_tree(tree: Any, *, now: datetime | None = None) -> Q:
+def compile_tree(tree: Any, *, now: datetime | None = None, among: Sequence[int] | None = None) -> Q:
     """One Q for the whole tree: Contact.objects.filter(q) is a single SQL query.
 
     The tree is validated first (RuleError if it is invalid — including a tag, tier or user deleted since
     it was saved: such a rule is broken, and is never silently compiled into something else). `now` fixes
-    "the last N days" and "today"; it defaults to the current time and must be aware."""
+    "the last N days" and "today"; it defaults to the current time and must be aware. With `among` (contact
+    ids), the Q is only valid for those contacts: the caller filters id__in=among too (see base.Condition)."""
     now = timezone.now() if now is None else now
     if timezone.is_naive(now):
         raise ValueError("compile_tree needs an aware datetime for now")
-    return _compile(validate_tree(tree), now)
+    return _compile(validate_tree(tree), now, among)
 
 
-def _compile(node: dict, now: datetime) -> Q:
+def _compile(node: dict, now: datetime, among: Sequence[int] | None) -> Q:
     if node["type"] != GROUP:
-        return get_condition(node["type"]).to_q(node, now=now)
-    parts = [_compile(child, now) for child in node["children"]]
+        return get_condition(node["type"]).to_q(node, now=now, among=among)
+    parts = [_compile(child, now, among) for child in node["children"]]
     if node["match"] == "all":
         return reduce(and_, parts)
     # Conditions keep their Q an exact complement under NOT (see base.Condition), so "none" is.

@@ -131,7 +131,7 @@ class Initial(Condition):
             raise RuleError("Enter one letter.", "letter")
         return {"type": self.type, "letter": letter}
 
-    def to_q(self, node, *, now):
+    def to_q(self, node, *, now, among=None):
         return Q(name__startswith=node["letter"])
 
     def describe(self, node):

@@ -85,3 +85,17 @@ def test_one_grouped_subquery_over_the_window_not_one_per_contact(buyers):
     assert '"contacts_contact"."id" IN (SELECT' in sql and "NOT" not in sql
     # When 0 passes, the contacts whose total fails are left out instead (contacts without events stay in).
     assert 'NOT ("contacts_contact"."id" IN (SELECT' in sql_of("lt", "100")
+
+
+@pytest.mark.parametrize(
+    ("measure", "op", "value"), [("count", "gte", "1"), ("count", "lt", "1"), ("sum", "lte", "100")]
+)
+def test_among_narrows_the_subquery_without_changing_the_answer(buyers, measure, op, value):
+    """An incremental refresh compiles with among= (the touched contacts): same answer for those contacts."""
+    node = {"type": "events", "kind": "purchase", "measure": measure, "op": op, "value": value, "days": 90}
+    rule = {"type": "group", "match": "all", "children": [node]}
+    everyone = set(Contact.objects.filter(compile_tree(rule, now=NOW)).values_list("id", flat=True))
+    ids = sorted(Contact.objects.values_list("id", flat=True))
+    for among in (ids[:2], ids[2:], ids[1:4]):
+        narrowed = Contact.objects.filter(compile_tree(rule, now=NOW, among=among), id__in=among)
+        assert set(narrowed.values_list("id", flat=True)) == everyone & set(among)
