@@ -20,6 +20,7 @@ from .models import Segment, SegmentChange, SegmentKind, SegmentMembership
 from .rules import RuleError, compile_tree
 
 _WANTED = "segment_wanted"  # a TEMP table: the rule's members, computed once per full refresh
+ANALYZE_AFTER_CHANGES = 50_000
 
 
 @dataclass
@@ -98,6 +99,11 @@ def segment_refresh(*, segment_id: int, now: datetime | None = None) -> RefreshR
         cursor.execute(f"SELECT COUNT(*) FROM {_WANTED}")
         size = cursor.fetchone()[0]
     _execute(f"DROP TABLE {_WANTED}", [])
+    if connection.vendor == "postgresql" and entered + exited >= ANALYZE_AFTER_CHANGES:
+        # Autovacuum analyses a table only after a share of it changed, and a first fill of a million rows is
+        # not yet known to the planner: the incremental refresh's lookup of memberships by contact then ran as
+        # a sequential scan of every membership (830 ms instead of 100 ms for 1,000 contacts).
+        _execute(f"ANALYZE {members}", [])
     Segment.objects.filter(pk=segment.pk).update(member_count=size, refreshed_at=now, broken_reason="")
     return RefreshResult(entered=entered, exited=exited, size=size)
 
@@ -135,10 +141,13 @@ def segment_refresh_contacts(
             rules[segment.pk] = rule
     wanted = _members_among(rules, ids)
     current: dict[int, set[int]] = {pk: set() for pk in rules}
-    for segment_id, contact_id in SegmentMembership.objects.filter(
-        segment_id__in=list(rules), contact_id__in=ids
-    ).values_list("segment_id", "contact_id"):
-        current[segment_id].add(contact_id)
+    # By contact only, so the (contact, segment) index serves it: with the segment ids too, the planner walked
+    # the (segment, contact) index through every member of a million-member segment (860 ms instead of 10).
+    for segment_id, contact_id in SegmentMembership.objects.filter(contact_id__in=ids).values_list(
+        "segment_id", "contact_id"
+    ):
+        if segment_id in current:
+            current[segment_id].add(contact_id)
     for segment in segments:
         if segment.pk in rules:
             results[segment.pk] = _apply_difference(segment, wanted[segment.pk], current[segment.pk], now)
