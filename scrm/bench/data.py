@@ -17,11 +17,11 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 
 from accounts.roles import Role
-from contacts.models import AuditEntry, Contact, ContactTag, Event, EventKind, EventSource, Note, Source
+from contacts.models import Contact, ContactTag, Event, EventKind, EventSource, Source
 from scrm import pipeline
 from scrm.demo import CITIES, GIVEN_NAMES, SURNAMES, ensure_taxonomy, ensure_user
 
@@ -215,17 +215,32 @@ def sql_params(actors: Actors) -> dict:
     }
 
 
-def delete_bench_contacts_from(index: int) -> None:
-    """Delete bench contacts index.. and their rows, set-based (Django's cascade would load them all)."""
-    bench = f"SELECT id FROM {Contact._meta.db_table} WHERE phone >= %s AND phone < %s"
-    params = [bench_phone(index), PHONE_END]
+def delete_contacts_by_phone(low: str, high: str) -> None:
+    """Delete the contacts whose phone is in [low, high) and every row that points at them, set-based
+    (Django's cascade would load them all). The rows pointing at contacts are found from the model
+    relations, so a table a later app adds (segment memberships, points) is covered without naming it:
+    CASCADE relations are deleted, SET_NULL ones cleared."""
+    contact = Contact._meta.db_table
+    own = f"SELECT id FROM {contact} WHERE phone >= %s AND phone < %s"
+    params = [low, high]
     with transaction.atomic(), connection.cursor() as cursor:
-        for model in (Event, ContactTag, Note):
-            cursor.execute(f"DELETE FROM {model._meta.db_table} WHERE contact_id IN ({bench})", params)
-        cursor.execute(
-            f"UPDATE {AuditEntry._meta.db_table} SET contact_id = NULL WHERE contact_id IN ({bench})", params
-        )
-        cursor.execute(f"DELETE FROM {Contact._meta.db_table} WHERE id IN ({bench})", params)
+        # include_hidden: relations declared with related_name="+" (segment memberships) count too.
+        for relation in Contact._meta.get_fields(include_hidden=True):
+            if not (relation.auto_created and not relation.concrete) or relation.many_to_many:
+                continue  # not a relation pointing here; a many-to-many's through model has its own key
+            table, column = relation.related_model._meta.db_table, relation.field.column
+            if relation.on_delete is models.CASCADE:
+                cursor.execute(f"DELETE FROM {table} WHERE {column} IN ({own})", params)
+            elif relation.on_delete is models.SET_NULL:
+                cursor.execute(f"UPDATE {table} SET {column} = NULL WHERE {column} IN ({own})", params)
+            else:
+                raise NotImplementedError(f"{table}.{column}: on_delete {relation.on_delete.__name__}")
+        cursor.execute(f"DELETE FROM {contact} WHERE id IN ({own})", params)
+
+
+def delete_bench_contacts_from(index: int) -> None:
+    """Delete bench contacts index.. and their rows."""
+    delete_contacts_by_phone(bench_phone(index), PHONE_END)
 
 
 def refresh_statistics() -> None:

@@ -58,6 +58,22 @@ def test_builder_extends_and_cuts_back(db):
     assert not Event.objects.exclude(contact__in=bench_contacts()).exists()
 
 
+def test_cutting_back_also_removes_rows_other_apps_keep_per_contact(db):
+    """Contacts are deleted in SQL, not through Django's cascade: every table pointing at them must follow."""
+    from segments.models import Segment, SegmentChange, SegmentMembership
+
+    build_dataset(20)
+    segment = Segment.objects.create(name="all")
+    for contact in bench_contacts():
+        SegmentMembership.objects.create(segment=segment, contact=contact)
+        SegmentChange.objects.create(segment=segment, contact=contact, change="entered")
+    build_dataset(5)
+    assert SegmentMembership.objects.count() == SegmentChange.objects.count() == 5
+    assert set(SegmentMembership.objects.values_list("contact_id", flat=True)) == set(
+        bench_contacts().values_list("id", flat=True)
+    )
+
+
 def test_display_phone_is_what_people_type():
     assert display_phone("+8613000500000") == "130 0050 0000"
     assert normalise_phone(display_phone("+8613000500000")) == "+8613000500000"

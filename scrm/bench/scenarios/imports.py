@@ -22,14 +22,14 @@ import time
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 
 from contacts.imports.jobs import import_run
 from contacts.imports.mapping import guess_mapping
-from contacts.models import AuditEntry, Contact, ContactTag, Event, ImportJob, JobStatus, Note
+from contacts.models import Contact, ContactTag, ImportJob, JobStatus
 from scrm.demo import CITIES, GIVEN_NAMES, SURNAMES
 
-from ..data import ensure_actors
+from ..data import delete_contacts_by_phone, ensure_actors
 from ..runner import BenchFailure, Result
 
 PHONE_PREFIX = "+86137"
@@ -74,16 +74,7 @@ def check_database_is_ours() -> None:
 
 
 def clear_own_contacts() -> None:
-    table = Contact._meta.db_table
-    own = f"SELECT id FROM {table} WHERE phone >= %s AND phone < %s"
-    params = [PHONE_PREFIX, PHONE_END]
-    with transaction.atomic(), connection.cursor() as cursor:
-        for model in (Event, ContactTag, Note):
-            cursor.execute(f"DELETE FROM {model._meta.db_table} WHERE contact_id IN ({own})", params)
-        cursor.execute(
-            f"UPDATE {AuditEntry._meta.db_table} SET contact_id = NULL WHERE contact_id IN ({own})", params
-        )
-        cursor.execute(f"DELETE FROM {table} WHERE id IN ({own})", params)
+    delete_contacts_by_phone(PHONE_PREFIX, PHONE_END)
     vacuum()
 
 
