@@ -36,6 +36,9 @@ class Segment(models.Model):
     # Set when the rule names something that no longer exists (a deleted tag): membership is frozen, never
     # silently recomputed from a changed rule, until someone fixes the rule.
     broken_reason = models.CharField(_("broken because"), max_length=300, blank=True, default="")
+    # A refresh is under way (queued by "refresh now" or a rule change): the pages show progress until the
+    # task clears it. A timestamp, not a flag, so a refresh lost with its worker stops showing after a while.
+    refresh_requested_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -87,3 +90,18 @@ class SegmentChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.contact_id} {self.change} {self.segment_id}"
+
+
+class SegmentSize(models.Model):
+    """The size of a segment on a day (in TIME_ZONE): the last size seen that day, for the list's sparkline
+    and the detail page's history chart. Written by every refresh that changes the size."""
+
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="sizes", db_index=False)
+    day = models.DateField()
+    size = models.IntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["segment", "day"], name="segment_size_unique_day")]
+
+    def __str__(self) -> str:
+        return f"{self.segment_id} {self.day}: {self.size}"

@@ -10,14 +10,17 @@ left as it was: its members are never silently recomputed from a rule that means
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import BooleanField, ExpressionWrapper, F
+from django.db.models import BooleanField, ExpressionWrapper, F, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from contacts.models import Contact
+from contacts.services import audit_record, snapshot
 
-from .models import Segment, SegmentChange, SegmentKind, SegmentMembership
-from .rules import RuleError, compile_tree
+from .models import Segment, SegmentChange, SegmentKind, SegmentMembership, SegmentSize
+from .rules import RuleError, compile_tree, referenced_segments, validate_tree
 
 _WANTED = "segment_wanted"  # a TEMP table: the rule's members, computed once per full refresh
 ANALYZE_AFTER_CHANGES = 50_000
@@ -60,6 +63,7 @@ def segment_refresh(*, segment_id: int, now: datetime | None = None) -> RefreshR
         return RefreshResult(size=segment.member_count)
     rule = _compiled_or_broken(segment, now)
     if rule is None:
+        Segment.objects.filter(pk=segment.pk).update(refresh_requested_at=None)
         return RefreshResult(size=segment.member_count, broken=segment.broken_reason)
     wanted_sql, wanted_params = Contact.objects.filter(rule).values("id").query.sql_with_params()
     members, changes = SegmentMembership._meta.db_table, SegmentChange._meta.db_table
@@ -104,8 +108,21 @@ def segment_refresh(*, segment_id: int, now: datetime | None = None) -> RefreshR
         # not yet known to the planner: the incremental refresh's lookup of memberships by contact then ran as
         # a sequential scan of every membership (830 ms instead of 100 ms for 1,000 contacts).
         _execute(f"ANALYZE {members}", [])
-    Segment.objects.filter(pk=segment.pk).update(member_count=size, refreshed_at=now, broken_reason="")
+    Segment.objects.filter(pk=segment.pk).update(
+        member_count=size, refreshed_at=now, broken_reason="", refresh_requested_at=None
+    )
+    _record_size(segment.pk, size, now)
     return RefreshResult(entered=entered, exited=exited, size=size)
+
+
+def _record_size(segment_id: int, size: int, now: datetime) -> None:
+    """Today's size (in TIME_ZONE) for the history: one row a day, the last size seen that day."""
+    SegmentSize.objects.bulk_create(
+        [SegmentSize(segment_id=segment_id, day=timezone.localdate(now), size=size)],
+        update_conflicts=True,
+        unique_fields=["segment", "day"],
+        update_fields=["size"],
+    )
 
 
 RULES_PER_QUERY = 25  # segment rules evaluated side by side in one SELECT (see segment_refresh_contacts)
@@ -139,7 +156,6 @@ def segment_refresh_contacts(
             results[segment.pk] = RefreshResult(size=segment.member_count, broken=segment.broken_reason)
         else:
             rules[segment.pk] = rule
-    wanted = _members_among(rules, ids)
     current: dict[int, set[int]] = {pk: set() for pk in rules}
     # By contact only, so the (contact, segment) index serves it: with the segment ids too, the planner walked
     # the (segment, contact) index through every member of a million-member segment (860 ms instead of 10).
@@ -148,10 +164,32 @@ def segment_refresh_contacts(
     ):
         if segment_id in current:
             current[segment_id].add(contact_id)
-    for segment in segments:
-        if segment.pk in rules:
-            results[segment.pk] = _apply_difference(segment, wanted[segment.pk], current[segment.pk], now)
+    by_id = {segment.pk: segment for segment in segments}
+    # A rule that names another segment reads that segment's members, so it is evaluated after them: wave by
+    # wave, each wave's differences written before the next wave's rules are evaluated.
+    for wave in _waves({pk: by_id[pk].definition for pk in rules}):
+        wanted = _members_among({pk: rules[pk] for pk in wave}, ids)
+        for pk in wave:
+            results[pk] = _apply_difference(by_id[pk], wanted[pk], current[pk], now)
     return results
+
+
+def _waves(definitions: dict[int, dict]) -> list[list[int]]:
+    """The segments in dependency order: a segment comes in a later wave than every segment (among these)
+    its rule names. Cycles are refused when a rule is saved; should one exist anyway, its members share the
+    last wave rather than loop."""
+    depends = {
+        pk: {ref for _path, ref in referenced_segments(tree) if ref in definitions and ref != pk}
+        for pk, tree in definitions.items()
+    }
+    waves, done = [], set()
+    while len(done) < len(depends):
+        wave = sorted(pk for pk, needs in depends.items() if pk not in done and needs <= done)
+        if not wave:
+            wave = sorted(set(depends) - done)
+        waves.append(wave)
+        done.update(wave)
+    return waves
 
 
 def _members_among(rules: dict[int, object], ids: list[int]) -> dict[int, set[int]]:
@@ -183,13 +221,13 @@ def _apply_difference(segment: Segment, wanted: set[int], current: set[int], now
         + [SegmentChange(segment=segment, contact_id=cid, change=SegmentChange.Change.EXITED, at=now)
            for cid in exiting]
     )  # fmt: skip
+    size = segment.member_count + len(entering) - len(exiting)  # exact: the segment row is locked
     if entering or exiting:
         Segment.objects.filter(pk=segment.pk).update(
             member_count=F("member_count") + len(entering) - len(exiting)
         )
-    return RefreshResult(
-        entered=len(entering), exited=len(exiting), size=segment.member_count + len(entering) - len(exiting)
-    )
+        _record_size(segment.pk, size, now)
+    return RefreshResult(entered=len(entering), exited=len(exiting), size=size)
 
 
 def segment_history_move(*, actor, survivor: Contact, duplicate: Contact) -> dict[str, int]:
@@ -197,3 +235,257 @@ def segment_history_move(*, actor, survivor: Contact, duplicate: Contact) -> dic
     memberships go with it (CASCADE); scrm.merge then refreshes the survivor's."""
     moved = SegmentChange.objects.filter(contact=duplicate).update(contact=survivor)
     return {"segment_changes": moved} if moved else {}
+
+
+# --- making and changing segments -------------------------------------------------------------------
+
+
+class SegmentInUse(Exception):
+    """The segment is named by other segments' rules; deleting it would break them."""
+
+    def __init__(self, users: list[Segment]):
+        self.users = users
+        super().__init__(", ".join(s.name for s in users))
+
+
+def _clean_name(name: str) -> str:
+    name = (name or "").strip()
+    if not name:
+        raise ValidationError({"name": _("Enter a name.")})
+    if len(name) > Segment._meta.get_field("name").max_length:
+        raise ValidationError({"name": _("At most %(n)d characters.") % {"n": 100}})
+    return name
+
+
+def segment_validate_rule(*, actor, definition, segment_id: int | None = None) -> dict:
+    """The cleaned rule, or RuleError pointing at the offending condition. On top of validate_tree: every
+    segment it names must be one `actor` can see, and none may lead back to the segment being saved."""
+    from .selectors import segments_visible_to
+
+    cleaned = validate_tree(definition)
+    refs = list(referenced_segments(cleaned))
+    visible = set(
+        segments_visible_to(actor).filter(pk__in=[ref for _p, ref in refs]).values_list("pk", flat=True)
+    )
+    for path, ref in refs:
+        if ref not in visible:
+            raise RuleError(_("segment %(id)s no longer exists") % {"id": ref}, path)
+        if segment_id is not None and ref == segment_id:
+            raise RuleError(_("A segment cannot include itself."), path)
+        via = _path_back_to(ref, segment_id) if segment_id is not None else None
+        if via:
+            raise RuleError(
+                _("This would make a loop: “%(via)s” already refers to this segment.") % {"via": via}, path
+            )
+    return cleaned
+
+
+def _path_back_to(start: int, target: int) -> str:
+    """The name of the segment through which `start`'s rule reaches `target` (directly or further), or ""."""
+    seen, stack = set(), [start]
+    definitions = dict(Segment.objects.filter(kind=SegmentKind.DYNAMIC).values_list("pk", "definition"))
+    while stack:
+        pk = stack.pop()
+        if pk in seen:
+            continue
+        seen.add(pk)
+        refs = [ref for _path, ref in referenced_segments(definitions.get(pk, {}))]
+        if target in refs:
+            return Segment.objects.filter(pk=start).values_list("name", flat=True).first() or ""
+        stack.extend(refs)
+    return ""
+
+
+def _request_refresh(segment: Segment, now: datetime) -> None:
+    """Mark the segment as refreshing and queue its full refresh once this transaction commits."""
+    from .tasks import segment_refresh_task
+
+    Segment.objects.filter(pk=segment.pk).update(refresh_requested_at=now)
+    segment.refresh_requested_at = now
+    transaction.on_commit(lambda: segment_refresh_task.delay(segment.pk))
+
+
+@transaction.atomic
+def segment_save(
+    *, actor, segment: Segment | None = None, name: str, description: str = "", definition=None
+) -> Segment:
+    """Create a dynamic segment, or change a segment's name, description and (dynamic only) rule. A new or
+    changed rule is refreshed in the background (the page shows progress). Raises ValidationError (name)
+    or RuleError (rule, pointing at the condition)."""
+    name = _clean_name(name)
+    creating = segment is None
+    if creating:
+        segment = Segment(kind=SegmentKind.DYNAMIC, created_by=actor if actor.is_authenticated else None)
+    before = snapshot(segment, ["name", "description", "definition"]) if not creating else {}
+    rule_changed = False
+    if segment.is_dynamic:
+        cleaned = segment_validate_rule(actor=actor, definition=definition, segment_id=segment.pk)
+        rule_changed = creating or cleaned != segment.definition
+        segment.definition = cleaned
+        if rule_changed:
+            segment.broken_reason = ""
+    segment.name, segment.description = name, (description or "").strip()
+    segment.save()
+    after = snapshot(segment, ["name", "description", "definition"])
+    audit_record(actor=actor, action="segment.created" if creating else "segment.changed", obj=segment,
+                 before=before, after=after)  # fmt: skip
+    if rule_changed:
+        _request_refresh(segment, timezone.now())
+    return segment
+
+
+@transaction.atomic
+def segment_refresh_request(*, actor, segment: Segment) -> Segment:
+    """ "Refresh now": a full refresh in the background."""
+    if segment.is_dynamic:
+        _request_refresh(segment, timezone.now())
+    return segment
+
+
+@transaction.atomic
+def segment_duplicate(*, actor, segment: Segment) -> Segment:
+    """A copy owned by `actor`: the same rule (refreshed anew), or the same fixed members."""
+    copy = Segment.objects.create(
+        name=(_("%(name)s (copy)") % {"name": segment.name})[:100],
+        description=segment.description,
+        kind=segment.kind,
+        definition=segment.definition,
+        created_by=actor if actor.is_authenticated else None,
+    )
+    if copy.is_dynamic:
+        _request_refresh(copy, timezone.now())
+    else:
+        source = SegmentMembership.objects.filter(segment=segment).values("contact_id")
+        _static_add(copy, Contact.objects.filter(pk__in=source), timezone.now(), record_changes=False)
+    audit_record(actor=actor, action="segment.duplicated", obj=copy, before={"source": segment.pk})
+    return copy
+
+
+@transaction.atomic
+def segment_share(*, actor, segment: Segment, users) -> Segment:
+    """Share with these users (replacing the previous list). They see the segment; inside it, still only
+    the contacts they may see."""
+    before = sorted(segment.shared_with.values_list("pk", flat=True))
+    segment.shared_with.set(users)
+    after = sorted(segment.shared_with.values_list("pk", flat=True))
+    audit_record(
+        actor=actor, action="segment.shared", obj=segment, before={"users": before}, after={"users": after}
+    )
+    return segment
+
+
+def segments_using(segment: Segment) -> list[Segment]:
+    """The other segments whose rule names this one."""
+    return [
+        other
+        for other in Segment.objects.filter(kind=SegmentKind.DYNAMIC).exclude(pk=segment.pk)
+        if any(ref == segment.pk for _path, ref in referenced_segments(other.definition))
+    ]
+
+
+@transaction.atomic
+def segment_delete(*, actor, segment: Segment) -> None:
+    """Delete a segment and its memberships; refused (SegmentInUse) while other segments' rules name it."""
+    users = segments_using(segment)
+    if users:
+        raise SegmentInUse(users)
+    audit_record(actor=actor, action="segment.deleted", obj=segment, before={"name": segment.name})
+    segment.delete()
+
+
+# --- static segments ------------------------------------------------------------------------------
+
+
+def _static_add(segment: Segment, contacts: QuerySet[Contact], now: datetime, *, record_changes: bool) -> int:
+    """Add contacts to a static segment set-based (INSERT … SELECT; the ids never come into Python)."""
+    members, changes = SegmentMembership._meta.db_table, SegmentChange._meta.db_table
+    ids_sql, ids_params = contacts.order_by().values("id").query.sql_with_params()
+    new = f"NOT EXISTS (SELECT 1 FROM {members} m WHERE m.segment_id = %s AND m.contact_id = c.id)"
+    if record_changes:
+        _execute(
+            f"INSERT INTO {changes} (segment_id, contact_id, change, at) "
+            f"SELECT %s, c.id, %s, %s FROM ({ids_sql}) c WHERE {new}",
+            [segment.pk, SegmentChange.Change.ENTERED, now, *ids_params, segment.pk],
+        )
+    added = _execute(
+        f"INSERT INTO {members} (segment_id, contact_id, since) SELECT %s, c.id, %s FROM ({ids_sql}) c WHERE {new}",
+        [segment.pk, now, *ids_params, segment.pk],
+    )
+    _recount(segment, now)
+    return added
+
+
+def _recount(segment: Segment, now: datetime) -> None:
+    size = SegmentMembership.objects.filter(segment=segment).count()
+    Segment.objects.filter(pk=segment.pk).update(member_count=size, refreshed_at=now)
+    segment.member_count, segment.refreshed_at = size, now
+    _record_size(segment.pk, size, now)
+
+
+@transaction.atomic
+def static_segment_create(*, actor, name: str, description: str = "", contacts: QuerySet[Contact]) -> Segment:
+    """A fixed list of these contacts (a selection, a pasted list, a snapshot: the caller scopes `contacts`)."""
+    segment = Segment.objects.create(
+        name=_clean_name(name),
+        description=(description or "").strip(),
+        kind=SegmentKind.STATIC,
+        created_by=actor if actor.is_authenticated else None,
+    )
+    _static_add(segment, contacts, timezone.now(), record_changes=False)
+    audit_record(actor=actor, action="segment.created", obj=segment, after={"kind": "static",
+                 "members": segment.member_count})  # fmt: skip
+    return segment
+
+
+@transaction.atomic
+def static_segment_add(*, actor, segment: Segment, contacts: QuerySet[Contact]) -> int:
+    """Add contacts to an existing static segment; each new member is an "entered" change."""
+    segment = Segment.objects.select_for_update().get(pk=segment.pk, kind=SegmentKind.STATIC)
+    added = _static_add(segment, contacts, timezone.now(), record_changes=True)
+    _refresh_users_later(segment)
+    return added
+
+
+def _refresh_users_later(segment: Segment) -> None:
+    """Segments whose rules name this static one follow its new members once this transaction commits."""
+    from .tasks import segment_refresh_task
+
+    for user in segments_using(segment):
+        transaction.on_commit(lambda pk=user.pk: segment_refresh_task.delay(pk))
+
+
+@transaction.atomic
+def static_segment_remove(*, actor, segment: Segment, contact_ids: list[int]) -> int:
+    """Take contacts out of a static segment; each is an "exited" change."""
+    segment = Segment.objects.select_for_update().get(pk=segment.pk, kind=SegmentKind.STATIC)
+    now = timezone.now()
+    leaving = list(
+        SegmentMembership.objects.filter(segment=segment, contact_id__in=contact_ids).values_list(
+            "contact_id", flat=True
+        )
+    )
+    SegmentMembership.objects.filter(segment=segment, contact_id__in=leaving).delete()
+    SegmentChange.objects.bulk_create(
+        [
+            SegmentChange(segment=segment, contact_id=cid, change=SegmentChange.Change.EXITED, at=now)
+            for cid in leaving
+        ]
+    )
+    _recount(segment, now)
+    _refresh_users_later(segment)
+    return len(leaving)
+
+
+@transaction.atomic
+def segment_snapshot(*, actor, segment: Segment, name: str = "") -> Segment:
+    """A static segment holding the segment's members as they are now."""
+    today = timezone.localdate()
+    name = name or _("%(name)s (snapshot %(day)s)") % {"name": segment.name, "day": today.isoformat()}
+    members = SegmentMembership.objects.filter(segment=segment).values("contact_id")
+    return static_segment_create(
+        actor=actor,
+        name=name[:100],
+        description=_("Snapshot of “%(name)s” taken on %(day)s.")
+        % {"name": segment.name, "day": today.isoformat()},
+        contacts=Contact.objects.filter(pk__in=members),
+    )

@@ -3,14 +3,20 @@
 from celery import shared_task
 
 from .models import Segment, SegmentKind
-from .services import segment_refresh
+from .services import segment_refresh, segments_using
 
 
 @shared_task(ignore_result=True)
 def segment_refresh_task(segment_id: int) -> None:
-    """Recompute one dynamic segment (the `bulk` queue); a deleted segment is nothing to do."""
-    if Segment.objects.filter(pk=segment_id).exists():
-        segment_refresh(segment_id=segment_id)
+    """Recompute one dynamic segment (the `bulk` queue); a deleted segment is nothing to do. When its members
+    changed, the segments whose rules name it follow (there are no cycles: saving one is refused)."""
+    segment = Segment.objects.filter(pk=segment_id).first()
+    if segment is None:
+        return
+    result = segment_refresh(segment_id=segment_id)
+    if result.entered or result.exited:
+        for user in segments_using(segment):
+            segment_refresh_task.delay(user.pk)
 
 
 @shared_task(ignore_result=True)

@@ -17,23 +17,22 @@ Condition types (each a class in this package, registered with @register):
   tier, tier_rank, owner, team                                      (people.py)
   events           count or sum of events of a kind in the last N days (events.py)
   birthday_within  birthday in the next N days, in a time zone (birthdays.py)
+  segment          in / not in another segment (membership.py; cycles are rejected by segments.services)
 
 Adding a type: subclass base.Condition (validate, to_q, describe — see its docstring for the contract:
 to_q must never be SQL NULL, and must not read rows into Python), set `type` and `label`, decorate it
 with @register, and make sure its module is imported at start-up. The validator, compiler and describer
 never name a type, so nothing else changes. Types still to come:
-- `segment` (membership of another segment) lives here once Segment exists: an EXISTS on
-  SegmentMembership; validation must also reject cycles (a segment referring to itself, directly or
-  through others), which needs the id of the segment being saved.
 - points balance, membership level, points expiring soon (loyalty), churn risk band and open alert
   (churn), SOP enrollment state (sop): apps above `segments` (sop, churn) register their types from their
   own AppConfig.ready(); segments never imports them. loyalty sits beside segments on contacts, so its
   types are registered from loyalty or scrm/, whichever the loyalty issue decides.
 """
 
-from . import birthdays, events, fields, people, tags  # noqa: F401  (importing registers the types)
+from . import birthdays, events, fields, membership, people, tags  # noqa: F401  (importing registers the types)
 from .base import Condition, RuleError
 from .fields import field_choices
+from .membership import referenced_segments
 from .registry import condition_types, get_condition, register, unregister
 from .tree import MAX_CHILDREN, MAX_DEPTH, compile_tree, describe_tree, validate_tree
 
@@ -47,6 +46,7 @@ __all__ = [
     "describe_tree",
     "field_choices",
     "get_condition",
+    "referenced_segments",
     "register",
     "unregister",
     "validate_tree",
