@@ -24,6 +24,7 @@ from django.utils.translation import gettext as _
 from .custom_fields import active_fields
 from .forms import ContactFilterForm
 from .imports.reading import FORMULA_STARTS  # "+86…" phones and "-3" numbers are harmless
+from .list_scopes import apply_list_scopes
 from .models import ContactTag, ExportJob, Gender, JobStatus, Tier
 from .selectors import contacts_visible_to, filter_contacts
 from .services import NotAllowed, audit_record
@@ -86,9 +87,11 @@ def export_queryset(job: ExportJob) -> QuerySet:
     user = job.created_by
     if user is None or not user.is_active or not user.has_perm("contacts.export_contacts"):
         raise NotAllowed("export_contacts")
-    form = ContactFilterForm(QueryDict(job.query or ""), user=user)
+    query = QueryDict(job.query or "")
+    form = ContactFilterForm(query, user=user)
     form.is_valid()  # invalid values are dropped, exactly as on the list page
-    return filter_contacts(contacts_visible_to(user), form.filters())
+    scoped = apply_list_scopes(user, contacts_visible_to(user), query)  # e.g. a segment's members
+    return filter_contacts(scoped.contacts, form.filters())
 
 
 def export_headers(fields) -> list[str]:

@@ -3,9 +3,8 @@
 import json
 from datetime import datetime
 
-from django.conf import settings
 from django.contrib import messages
-from django.db.models import Prefetch, ProtectedError, prefetch_related_objects
+from django.db.models import ProtectedError
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -17,7 +16,6 @@ from . import services
 from .event_views import blank_record_form
 from .forms import (
     BulkActionForm,
-    ContactFilterForm,
     ContactForm,
     ContactTagsForm,
     NoteForm,
@@ -25,18 +23,15 @@ from .forms import (
     TagForm,
     TagGroupForm,
     TierForm,
-    tag_choices,
 )  # fmt: skip
+from .list_page import contact_list_context
 from .merging import probable_duplicates_of
 from .models import Tag, TagGroup, Tier
-from .pagination import SORTS, BadCursor, keyset_page
 from .selectors import (
     contact_custom_values,
     contact_for_user,
     contact_timeline,
     contacts_visible_to,
-    estimate_total,
-    filter_contacts,
     owners_assignable_by,
 )
 
@@ -58,58 +53,15 @@ def _require_taxonomy_admin(user) -> None:
 # --- the list -----------------------------------------------------------------------------------
 
 
-def _list_query(request, **extra) -> str:
-    params = request.GET.copy()
-    for key in ("cursor", "p"):
-        params.pop(key, None)
-    for key, value in extra.items():
-        params[key] = value
-    return params.urlencode()
-
-
 @require_GET
 def contact_list(request):
-    form = ContactFilterForm(request.GET, user=request.user)
-    form.is_valid()
-    ignored = form.ignored()
-    filters = form.filters()
-    qs = filter_contacts(contacts_visible_to(request.user), filters)
-    sort = SORTS[form.sort_key()][0]
-    try:
-        page = keyset_page(
-            qs.select_related("owner", "tier"), sort, form.value("cursor") or None, settings.CONTACT_PAGE_SIZE
-        )
-    except BadCursor:
-        ignored.append(_("The page link was not valid; showing the first page."))
-        page = keyset_page(qs.select_related("owner", "tier"), sort, None, settings.CONTACT_PAGE_SIZE)
-    prefetch_related_objects(page.rows, Prefetch("tags", queryset=Tag.objects.select_related("group")))
-    unfiltered = filters == type(filters)()
-    page_number = int(request.GET["p"]) if request.GET.get("p", "").isdigit() else 1
-    ctx = {
-        "form": form,
-        "page": page,
-        "ignored": ignored,
-        "total": estimate_total(qs, unfiltered=unfiltered),
-        "page_number": page_number,
-        "next_url": f"?{_list_query(request, cursor=page.next_cursor, p=page_number + 1)}"
-        if page.next_cursor
-        else "",
-        "first_url": f"?{_list_query(request)}",
-        "list_url": request.get_full_path(),
-        "bulk": BulkActionForm(user=request.user),
-        "tag_groups": tag_choices(),
-        "tiers": Tier.objects.all(),
-        "owners": owners_assignable_by(request.user)
-        if request.user.has_perm("contacts.assign_owner")
-        else [],
-        "can_assign": request.user.has_perm("contacts.assign_owner"),
-    }
+    ctx = contact_list_context(request, contacts_visible_to(request.user), list_path=reverse("contact_list"))
     template = "contacts/contact_list.html"
     if request.htmx and not request.htmx.boosted:
         template += "#results"
     response = render(request, template, ctx)
-    if page.next_cursor:
-        response["X-Next-Cursor"] = page.next_cursor
+    if ctx["page"].next_cursor:
+        response["X-Next-Cursor"] = ctx["page"].next_cursor
     return response
 
 
