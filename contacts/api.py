@@ -36,6 +36,7 @@ from .pagination import SORTS, BadCursor, keyset_page
 from .phones import InvalidPhone, normalise_phone
 from .selectors import search_contacts
 from .services import AUDITED_FIELDS, snapshot
+from .touches import contacts_touched
 
 router = Router(tags=["contacts"])
 
@@ -431,6 +432,7 @@ def _create(*, key: ApiKey, values: dict, tags: list, custom: dict | None) -> Co
     contact.save()
     _audit(key=key, action="contact.created", contact=contact, after=snapshot(contact, AUDITED_FIELDS)).save()
     _add_tags(key=key, contact=contact, tags=tags)
+    contacts_touched([contact.pk])
     return contact
 
 
@@ -453,8 +455,11 @@ def _update(*, key: ApiKey, contact: Contact, values: dict, tags: list, custom: 
             key=key, action="contact.updated", contact=contact,
             before={k: before[k] for k in diff}, after={k: after[k] for k in diff},
         ).save()  # fmt: skip
-    if _add_tags(key=key, contact=contact, tags=tags) and not changed:
+    tagged = _add_tags(key=key, contact=contact, tags=tags)
+    if tagged and not changed:
         Contact.objects.filter(pk=contact.pk).update(updated_at=timezone.now())
+    if tagged or changed:
+        contacts_touched([contact.pk])
     return contact
 
 

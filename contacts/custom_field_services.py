@@ -9,6 +9,7 @@ from django.utils.translation import gettext as _
 from .models import Contact, CustomField, CustomFieldKind
 from .selectors import option_usage
 from .services import audit_record, snapshot
+from .touches import contacts_touched
 
 FIELD_AUDITED = ("key", "label_zh", "label_en", "kind", "choices", "required", "position", "archived_at")
 CHOICE_KINDS = (CustomFieldKind.CHOICE, CustomFieldKind.MULTI_CHOICE)
@@ -142,6 +143,8 @@ def custom_field_purge_values(*, actor, field: CustomField, confirm_key: str) ->
         raise CustomFieldError(_("Archive the field before purging its values."))
     if confirm_key.strip() != field.key:
         raise CustomFieldError(_("Type the field key “%(key)s” exactly to confirm.") % {"key": field.key})
+    # Before the UPDATE, which removes what says who had a value (a rule may test this archived field).
+    contacts_touched(Contact.objects.filter(custom_fields__has_key=field.key).values("id"))
     sql, params = _remove_key_sql(field.key)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

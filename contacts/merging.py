@@ -28,6 +28,7 @@ from .custom_fields import active_fields
 from .models import AuditEntry, Contact, ContactTag, Event, Gender, Note
 from .selectors import contacts_visible_to
 from .services import AUDITED_FIELDS, NotAllowed, audit_record, snapshot
+from .touches import contacts_touched
 
 SURVIVOR, DUPLICATE = "survivor", "duplicate"
 # The fields the user picks a value for; the rest is combined (totals, tags, opt-out, joined_at).
@@ -397,6 +398,7 @@ def contact_merge(
         setattr(survivor, attr, value)
     survivor.custom_fields = custom
     survivor.save()
+    contacts_touched([survivor.pk])  # the duplicate's memberships went with it (CASCADE)
     audit_record(
         actor=actor,
         action="contact.merged",

@@ -288,6 +288,20 @@ class AuditEntry(models.Model):
         return f"{self.action} {self.object_repr}"
 
 
+class ContactTouch(models.Model):
+    """An outbox row: this contact was changed by an edit, import, bulk action or merge, so its dynamic segment
+    membership may have changed. contacts sits below segments and may not call it; scrm.touches drains these
+    rows every 30 s into segments' incremental refresh. Kept as cheap to write as a row can be: a plain id
+    (no foreign key, so deleting a contact neither cascades here nor is blocked; the drain skips it), no
+    unique constraint (a contact touched twice is refreshed once, the drain dedupes), no index but the key."""
+
+    contact_id = models.BigIntegerField()
+    touched_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"touch {self.contact_id}"
+
+
 class CustomFieldKind(models.TextChoices):
     TEXT = "text", _("Text")
     NUMBER = "number", _("Number")

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from .models import AuditEntry, Contact, ContactTag, Note, Tag, Tier
 from .selectors import contacts_visible_to, owners_assignable_by
+from .touches import contacts_touched
 
 
 class NotAllowed(Exception):
@@ -64,6 +65,7 @@ def contact_create(*, actor, data: dict) -> Contact:
         contact.opted_out_at = timezone.now()
     contact.full_clean()
     contact.save()
+    contacts_touched([contact.pk])
     audit_record(actor=actor, action="contact.created", obj=contact, contact=contact,
                  after=snapshot(contact, AUDITED_FIELDS))  # fmt: skip
     return contact
@@ -85,6 +87,7 @@ def contact_update(*, actor, contact: Contact, changes: dict) -> Contact:
         changed += ["opted_out_at", "opted_out_reason"]
     contact.full_clean()
     contact.save(update_fields=[*set(changed), "updated_at"])
+    contacts_touched([contact.pk])
     audit_record(
         actor=actor, action="contact.updated", obj=contact, contact=contact,
         before={k: before[k] for k in changed if k in before},
@@ -115,6 +118,7 @@ def contact_tags_set(*, actor, contact: Contact, tags: Iterable[Tag]) -> tuple[l
         )
     if added or removed:
         Contact.objects.filter(pk=contact.pk).update(updated_at=timezone.now())
+        contacts_touched([contact.pk])
     return added, removed
 
 
@@ -164,6 +168,7 @@ def contacts_bulk_tag(*, actor, contact_ids: Iterable[int], tag: Tag, add: bool)
         ]
     )
     Contact.objects.filter(pk__in=[c.pk for c in targets]).update(updated_at=timezone.now())
+    contacts_touched(c.pk for c in targets)
     return len(targets)
 
 
@@ -186,6 +191,7 @@ def contacts_bulk_update(*, actor, contact_ids: Iterable[int], field: str, value
     Contact.objects.filter(pk__in=[c.pk for c in targets]).update(
         **{field: value, "updated_at": timezone.now()}
     )
+    contacts_touched(c.pk for c in targets)
     AuditEntry.objects.bulk_create(
         [
             _audit_entry(
@@ -201,9 +207,26 @@ def contacts_bulk_update(*, actor, contact_ids: Iterable[int], field: str, value
     return len(targets)
 
 
+# What a segment rule reads of a tag or tier besides its id ("has a tag of group …", "tier rank at least …").
+RULE_VISIBLE = {Tag: "group_id", Tier: "rank"}
+
+
+def _touch_holders(obj: Model) -> None:
+    """Record every contact with this tag or tier, set-based (one INSERT … SELECT, whatever their number)."""
+    if isinstance(obj, Tag):
+        contacts_touched(ContactTag.objects.filter(tag=obj).values("contact_id"))
+    elif isinstance(obj, Tier):
+        contacts_touched(Contact.objects.filter(tier=obj).values("id"))
+
+
 @transaction.atomic
 def taxonomy_save(*, actor, obj: Tag | Tier | Model, created: bool) -> Model:
     """Save a tag group, tag or tier from the settings pages, audited."""
+    attr = RULE_VISIBLE.get(type(obj))
+    if attr and not created:
+        stored = type(obj).objects.filter(pk=obj.pk).values_list(attr, flat=True).first()
+        if stored != getattr(obj, attr):  # a tag moved to another group, a tier re-ranked
+            _touch_holders(obj)
     obj.save()
     audit_record(actor=actor, action=f"{obj._meta.model_name}.{'created' if created else 'updated'}", obj=obj)
     return obj
@@ -212,4 +235,5 @@ def taxonomy_save(*, actor, obj: Tag | Tier | Model, created: bool) -> Model:
 @transaction.atomic
 def taxonomy_delete(*, actor, obj: Model) -> None:
     audit_record(actor=actor, action=f"{obj._meta.model_name}.deleted", obj=obj, before={"name": str(obj)})
+    _touch_holders(obj)  # before the delete cascades: afterwards nothing says who had the tag or tier
     obj.delete()

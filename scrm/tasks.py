@@ -2,7 +2,7 @@ import socket
 
 from celery import shared_task
 
-from . import pipeline
+from . import pipeline, touches
 from .models import Heartbeat
 from .services import heartbeat_record
 
@@ -29,3 +29,9 @@ def process_events_task(self, event_ids: list[int]) -> None:
 def process_pending_events_task() -> None:
     """Beat, every minute: apply events whose hand-over was lost. Bounded so one run stays short."""
     pipeline.process_pending_events(max_batches=20)
+
+
+@shared_task(ignore_result=True)
+def refresh_touched_contacts_task() -> None:
+    """Beat, every 30 s: dynamic segments follow the contacts edits, imports and bulk actions touched."""
+    touches.drain_contact_touches()

@@ -22,6 +22,7 @@ from accounts.roles import Role, role_of
 
 from ..models import Contact, ContactTag, Tag, TagGroup
 from ..selectors import team_member_ids
+from ..touches import contacts_touched
 from .rows import ContactRow, RowError
 
 IMPORT_TAG_GROUP = "导入"
@@ -197,6 +198,9 @@ class ContactUpserter:
         only_tags = [cid for line, cid in gained.items() if line not in updated_lines]
         if only_tags:
             self.writer.touch(only_tags, now)
+        # Created and changed contacts only (unchanged rows are not news to any segment), in the chunk's
+        # transaction; the ids are in hand already, so this is one INSERT per chunk.
+        contacts_touched([*new_ids, *(cid for cid, _row, _changed, _merged in plan.updates), *only_tags])
         updated_lines |= gained.keys()
         for row in plan.new:
             result.statuses[row.line] = "created"
