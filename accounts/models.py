@@ -42,6 +42,8 @@ class ApiScope(models.TextChoices):
     CONTACTS_READ = "contacts:read", _("Read contacts")
     CONTACTS_WRITE = "contacts:write", _("Create and update contacts")
     EVENTS_WRITE = "events:write", _("Post events")
+    SEGMENTS_READ = "segments:read", _("Read segments")
+    SEGMENTS_WRITE = "segments:write", _("Create, change and refresh segments")
 
 
 class ApiKey(models.Model):

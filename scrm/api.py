@@ -20,6 +20,7 @@ from ninja import NinjaAPI, Schema, Status
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from contacts.api import router as contacts_router
+from segments.api import router as segments_router
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ api = NinjaAPI(
     ),
 )
 api.add_router("", contacts_router)
+api.add_router("", segments_router)
 
 
 def _field(loc) -> str:
@@ -79,7 +81,7 @@ def malformed_body(request, exc):
     try:
         json.loads(request.body)
         reason = str(exc.__cause__ or exc)
-    except ValueError as parse_error:  # JSONDecodeError and UnicodeDecodeError
+    except (ValueError, RecursionError) as parse_error:  # bad JSON, bad UTF-8, nested too deep
         reason = str(parse_error)
     message = _("The body is not valid JSON: %(reason)s") % {"reason": reason}
     detail = [{"loc": ["body"], "field": "", "msg": message, "type": "json_invalid"}]
