@@ -7,7 +7,7 @@ from django.db.models import Prefetch, QuerySet, prefetch_related_objects
 from django.utils.translation import gettext as _
 
 from .forms import BulkActionForm, ContactFilterForm, tag_choices
-from .list_scopes import apply_list_scopes
+from .list_scopes import apply_list_scopes, bulk_templates
 from .models import Tag, Tier
 from .pagination import SORTS, BadCursor, keyset_page
 from .selectors import estimate_total, filter_contacts, owners_assignable_by
@@ -60,4 +60,5 @@ def contact_list_context(request, contacts: QuerySet, *, list_path: str) -> dict
         "tiers": Tier.objects.all(),
         "owners": owners_assignable_by(user) if can_assign else [],
         "can_assign": can_assign,
+        "bulk_templates": bulk_templates(),
     }

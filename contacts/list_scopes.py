@@ -5,6 +5,7 @@ in a worker) must understand "?segment=4". So such an app registers a scope at s
 AppConfig.ready), and the list applies every registered scope it finds in the query:
 
     register_list_scope("segment", narrow)          # narrow(user, qs, raw_value) -> (qs, label)
+    register_bulk_template("segments/_save_selection.html")   # an extra control in the bulk bar
 
 `narrow` raises ScopeRejected(message) for a value the user may not use (unknown, not visible); the list then
 shows the message and ignores the parameter, like any other bad filter.
@@ -14,6 +15,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from django.db.models import QuerySet
+
+_bulk_templates: list[str] = []
+
+
+def register_bulk_template(template_name: str) -> None:
+    """A control another app adds to the list's bulk bar (segments: "save the selection as a list"). The
+    template checks the user's permissions itself."""
+    if template_name not in _bulk_templates:
+        _bulk_templates.append(template_name)
+
+
+def bulk_templates() -> list[str]:
+    return list(_bulk_templates)
 
 
 class ScopeRejected(ValueError):

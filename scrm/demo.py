@@ -35,6 +35,8 @@ from contacts.models import (
     Tier,
 )
 from scrm import pipeline
+from segments.models import Segment
+from segments.services import segment_refresh
 
 DEMO_PASSWORD = "demo12345"
 DEMO_SEED = 20240601
@@ -358,6 +360,35 @@ def _event(rng, contact: Contact, n: int, kind: str, at, *, amount=None, payload
     )  # fmt: skip
 
 
+def _rule(*children: dict) -> dict:
+    return {"type": "group", "match": "all", "children": list(children)}
+
+
+def ensure_demo_segments(taxonomy: Taxonomy, manager) -> None:
+    """A few segments of the kind the articles describe (用户分层), filled at once; missing ones are made."""
+    spicy = taxonomy.tags[("口味偏好", "辣")]
+    gold = taxonomy.tiers["金卡"]
+    rules = {
+        "金卡及以上 · 爱吃辣": _rule(
+            {"type": "tier_rank", "min": gold.rank, "max": None},
+            {"type": "tags", "op": "has_any", "tags": [spicy.pk]},
+        ),
+        "30 天未互动": _rule(
+            {"type": "field", "field": "last_active_at", "op": "more_than_days_ago", "value": 30}
+        ),
+        "近 90 天消费 ≥ 200 元": _rule(
+            {"type": "events", "kind": "purchase", "measure": "sum", "op": "gte", "value": "200", "days": 90}
+        ),
+        "七天内过生日": _rule({"type": "birthday_within", "days": 7}),
+    }
+    for name, rule in rules.items():
+        segment, created = Segment.objects.get_or_create(
+            name=name, defaults={"definition": rule, "created_by": manager}
+        )
+        if created:
+            segment_refresh(segment_id=segment.pk)
+
+
 @dataclass
 class SeedReport:
     users_created: int = 0
@@ -408,5 +439,6 @@ def seed_demo(*, contacts: int = 300) -> SeedReport:
         _save_new_plans(plans, report)
     # The demo's events went in by bulk insert; the pipeline gives the contacts their activity totals.
     pipeline.process_pending_events()
+    ensure_demo_segments(ctx.taxonomy, users["manager"])
     report.logins = [(spec.username, DEMO_PASSWORD, spec.role) for spec in DEMO_USERS]
     return report

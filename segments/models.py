@@ -105,3 +105,48 @@ class SegmentSize(models.Model):
 
     def __str__(self) -> str:
         return f"{self.segment_id} {self.day}: {self.size}"
+
+
+class SegmentBulkJob(models.Model):
+    """A bulk action on all of a segment's members that the user may change (tag, tier, owner), run on the
+    `bulk` queue in batches; the page polls it for progress."""
+
+    class Action(models.TextChoices):
+        ADD_TAG = "add_tag", _("Add tag")
+        REMOVE_TAG = "remove_tag", _("Remove tag")
+        SET_TIER = "set_tier", _("Set tier")
+        ASSIGN_OWNER = "assign_owner", _("Assign owner")
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Running")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
+
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="bulk_jobs")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    action = models.CharField(max_length=20, choices=Action.choices)
+    # The tag, tier or owner id; None means "no tier" / "unassigned".
+    target_id = models.BigIntegerField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    total = models.IntegerField(default=0)
+    processed = models.IntegerField(default=0)
+    changed = models.IntegerField(default=0)
+    # The last member id done: a retried task resumes after it instead of starting again.
+    last_contact_id = models.BigIntegerField(default=0)
+    error = models.CharField(max_length=300, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.action} on {self.segment_id}"
+
+    @property
+    def percent(self) -> int:
+        if self.status == self.Status.DONE:
+            return 100
+        return min(100, int(self.processed * 100 / self.total)) if self.total else 0
+
+    @property
+    def running(self) -> bool:
+        return self.status in (self.Status.QUEUED, self.Status.RUNNING)

@@ -7,6 +7,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.roles import Role, is_manager_or_admin, role_of
 from contacts.models import Contact
@@ -83,3 +84,16 @@ def size_history(
             series.append(last)
         history[pk] = series
     return history
+
+
+def narrow_to_segment(user, contacts: QuerySet[Contact], raw: str) -> tuple[QuerySet[Contact], str]:
+    """The contact list scope "?segment=<id>" (registered in SegmentsConfig.ready)."""
+    from contacts.list_scopes import ScopeRejected
+
+    segment = (
+        segments_visible_to(user).filter(pk=int(raw)).first() if raw.isdigit() and len(raw) < 19 else None
+    )
+    if segment is None:
+        raise ScopeRejected(_("Ignored the segment filter: no such segment."))
+    membership = SegmentMembership.objects.filter(segment_id=segment.pk, contact_id=OuterRef("pk"))
+    return contacts.filter(Exists(membership)), _("In segment “%(name)s”") % {"name": segment.name}

@@ -10,16 +10,17 @@ left as it was: its members are never silently recomputed from a rule that means
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import BooleanField, ExpressionWrapper, F, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from contacts.models import Contact
+from contacts.models import Contact, Tag, Tier
 from contacts.services import audit_record, snapshot
 
-from .models import Segment, SegmentChange, SegmentKind, SegmentMembership, SegmentSize
+from .models import Segment, SegmentBulkJob, SegmentChange, SegmentKind, SegmentMembership, SegmentSize
 from .rules import RuleError, compile_tree, referenced_segments, validate_tree
 
 _WANTED = "segment_wanted"  # a TEMP table: the rule's members, computed once per full refresh
@@ -46,6 +47,22 @@ def _compiled_or_broken(segment: Segment, now: datetime, among: list[int] | None
             Segment.objects.filter(pk=segment.pk).update(broken_reason=reason)
             segment.broken_reason = reason
         return None
+
+
+def segment_check_rule(*, segment: Segment) -> str:
+    """Whether the rule still holds (a tag or segment it names may have been deleted since): the reason it
+    is broken, in the active language, or "". Marks or clears the segment's broken flag to match. A segment
+    marked broken keeps its frozen members until its rule is fixed and it is refreshed."""
+    if not segment.is_dynamic:
+        return ""
+    try:
+        validate_tree(segment.definition)
+    except RuleError as error:
+        if not segment.broken_reason:
+            segment.broken_reason = str(error)[:300]
+            Segment.objects.filter(pk=segment.pk).update(broken_reason=segment.broken_reason)
+        return str(error)
+    return ""
 
 
 def _execute(sql: str, params) -> int:
@@ -234,6 +251,8 @@ def segment_history_move(*, actor, survivor: Contact, duplicate: Contact) -> dic
     """A merge handler (scrm.merge): the duplicate's entries and exits become the survivor's history. Its
     memberships go with it (CASCADE); scrm.merge then refreshes the survivor's."""
     moved = SegmentChange.objects.filter(contact=duplicate).update(contact=survivor)
+    # The duplicate's memberships go with it (CASCADE); its segments' sizes must not keep counting it.
+    Segment.objects.filter(memberships__contact=duplicate).update(member_count=F("member_count") - 1)
     return {"segment_changes": moved} if moved else {}
 
 
@@ -259,14 +278,14 @@ def _clean_name(name: str) -> str:
 
 def segment_validate_rule(*, actor, definition, segment_id: int | None = None) -> dict:
     """The cleaned rule, or RuleError pointing at the offending condition. On top of validate_tree: every
-    segment it names must be one `actor` can see, and none may lead back to the segment being saved."""
+    segment it names must be one `actor` can see (actor None: an API key, which sees every segment), and
+    none may lead back to the segment being saved."""
     from .selectors import segments_visible_to
 
     cleaned = validate_tree(definition)
     refs = list(referenced_segments(cleaned))
-    visible = set(
-        segments_visible_to(actor).filter(pk__in=[ref for _p, ref in refs]).values_list("pk", flat=True)
-    )
+    seen = Segment.objects.all() if actor is None else segments_visible_to(actor)
+    visible = set(seen.filter(pk__in=[ref for _p, ref in refs]).values_list("pk", flat=True))
     for path, ref in refs:
         if ref not in visible:
             raise RuleError(_("segment %(id)s no longer exists") % {"id": ref}, path)
@@ -311,14 +330,18 @@ def segment_save(
 ) -> Segment:
     """Create a dynamic segment, or change a segment's name, description and (dynamic only) rule. A new or
     changed rule is refreshed in the background (the page shows progress). Raises ValidationError (name)
-    or RuleError (rule, pointing at the condition)."""
+    or RuleError (rule, pointing at the condition). actor None is an API key: it sees every segment, and a
+    segment it creates is made by no one."""
     name = _clean_name(name)
     creating = segment is None
     if creating:
-        segment = Segment(kind=SegmentKind.DYNAMIC, created_by=actor if actor.is_authenticated else None)
+        made_by = actor if actor is not None and actor.is_authenticated else None
+        segment = Segment(kind=SegmentKind.DYNAMIC, created_by=made_by)
     before = snapshot(segment, ["name", "description", "definition"]) if not creating else {}
     rule_changed = False
-    if segment.is_dynamic:
+    # An unchanged rule is not checked again: a broken segment (a tag it names was deleted) can still be
+    # renamed; only a changed rule must hold.
+    if segment.is_dynamic and (creating or definition != segment.definition):
         cleaned = segment_validate_rule(actor=actor, definition=definition, segment_id=segment.pk)
         rule_changed = creating or cleaned != segment.definition
         segment.definition = cleaned
@@ -327,8 +350,9 @@ def segment_save(
     segment.name, segment.description = name, (description or "").strip()
     segment.save()
     after = snapshot(segment, ["name", "description", "definition"])
-    audit_record(actor=actor, action="segment.created" if creating else "segment.changed", obj=segment,
-                 before=before, after=after)  # fmt: skip
+    if creating or after != before:
+        audit_record(actor=actor, action="segment.created" if creating else "segment.changed", obj=segment,
+                     before=before, after=after)  # fmt: skip
     if rule_changed:
         _request_refresh(segment, timezone.now())
     return segment
@@ -488,4 +512,95 @@ def segment_snapshot(*, actor, segment: Segment, name: str = "") -> Segment:
         description=_("Snapshot of “%(name)s” taken on %(day)s.")
         % {"name": segment.name, "day": today.isoformat()},
         contacts=Contact.objects.filter(pk__in=members),
+    )
+
+
+# --- bulk actions on all members ------------------------------------------------------------------
+
+BULK_BATCH = 1000
+
+
+def segment_bulk_start(*, actor, segment: Segment, action: str, target_id: int | None) -> SegmentBulkJob:
+    """Queue a bulk action on every member `actor` may see. Raises ValidationError for an action the actor may
+    not take (assigning owners is for managers) or a tag / tier / owner that does not exist."""
+    from contacts.selectors import owners_assignable_by
+
+    from .selectors import segment_members
+
+    Action = SegmentBulkJob.Action
+    if action not in Action.values:
+        raise ValidationError(_("Choose an action."))
+    if action == Action.ASSIGN_OWNER and not actor.has_perm("contacts.assign_owner"):
+        raise ValidationError(_("Only managers and admins assign owners."))
+    targets = {
+        Action.ADD_TAG: Tag.objects.all(),
+        Action.REMOVE_TAG: Tag.objects.all(),
+        Action.SET_TIER: Tier.objects.all(),
+        Action.ASSIGN_OWNER: owners_assignable_by(actor),
+    }[action]
+    needs_target = action in (Action.ADD_TAG, Action.REMOVE_TAG)
+    if (target_id is None and needs_target) or (
+        target_id is not None and not targets.filter(pk=target_id).exists()
+    ):
+        raise ValidationError(_("Choose a tag, tier or owner that exists."))
+    job = SegmentBulkJob.objects.create(
+        segment=segment,
+        created_by=actor,
+        action=action,
+        target_id=target_id,
+        total=segment_members(actor, segment).count(),
+    )
+    from .tasks import segment_bulk_task
+
+    transaction.on_commit(lambda: segment_bulk_task.delay(job.pk))
+    return job
+
+
+def segment_bulk_run(*, job_id: int) -> SegmentBulkJob:
+    """Apply the job batch by batch (each batch commits, so the page sees progress and a retry resumes),
+    through the contacts services, which check again that the user may change each contact."""
+    from contacts.services import contacts_bulk_tag, contacts_bulk_update
+
+    from .selectors import segment_members
+
+    job = SegmentBulkJob.objects.select_related("segment", "created_by").get(pk=job_id)
+    if not job.running:
+        return job
+    SegmentBulkJob.objects.filter(pk=job.pk).update(status=SegmentBulkJob.Status.RUNNING)
+    members = segment_members(job.created_by, job.segment).order_by("pk")
+    Action = SegmentBulkJob.Action
+    while True:
+        ids = list(members.filter(pk__gt=job.last_contact_id).values_list("pk", flat=True)[:BULK_BATCH])
+        if not ids:
+            break
+        with transaction.atomic():
+            if job.action in (Action.ADD_TAG, Action.REMOVE_TAG):
+                tag = Tag.objects.get(pk=job.target_id)
+                changed = contacts_bulk_tag(
+                    actor=job.created_by, contact_ids=ids, tag=tag, add=job.action == Action.ADD_TAG
+                )
+            else:
+                field, model = (
+                    ("tier", Tier) if job.action == Action.SET_TIER else ("owner", get_user_model())
+                )
+                value = None if job.target_id is None else model._default_manager.get(pk=job.target_id)
+                changed = contacts_bulk_update(
+                    actor=job.created_by, contact_ids=ids, field=field, value=value
+                )
+            job.processed += len(ids)
+            job.changed += changed
+            job.last_contact_id = ids[-1]
+            SegmentBulkJob.objects.filter(pk=job.pk).update(
+                processed=job.processed, changed=job.changed, last_contact_id=job.last_contact_id
+            )
+    SegmentBulkJob.objects.filter(pk=job.pk).update(
+        status=SegmentBulkJob.Status.DONE, finished_at=timezone.now(), total=max(job.total, job.processed)
+    )
+    job.refresh_from_db()
+    return job
+
+
+def segment_bulk_fail(*, job_id: int, reason: str) -> None:
+    SegmentBulkJob.objects.filter(pk=job_id).update(
+        status=SegmentBulkJob.Status.FAILED, error=reason[:300], finished_at=timezone.now()
     )

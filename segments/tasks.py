@@ -3,7 +3,7 @@
 from celery import shared_task
 
 from .models import Segment, SegmentKind
-from .services import segment_refresh, segments_using
+from .services import segment_bulk_fail, segment_bulk_run, segment_refresh, segments_using
 
 
 @shared_task(ignore_result=True)
@@ -25,3 +25,16 @@ def segments_reconcile_task() -> None:
     time moved ("no purchase for 30 days"), which no event or edit announces."""
     for segment_id in Segment.objects.filter(kind=SegmentKind.DYNAMIC).values_list("id", flat=True):
         segment_refresh_task.delay(segment_id)
+
+
+@shared_task(bind=True, ignore_result=True, max_retries=3)
+def segment_bulk_task(self, job_id: int) -> None:
+    """A bulk action on a segment's members (the `bulk` queue). Resumes after the last batch done when
+    retried; after the last retry the job shows as failed with the reason."""
+    try:
+        segment_bulk_run(job_id=job_id)
+    except Exception as error:
+        if self.request.retries >= self.max_retries:
+            segment_bulk_fail(job_id=job_id, reason=str(error) or type(error).__name__)
+            raise
+        raise self.retry(exc=error, countdown=10 * 2**self.request.retries) from error

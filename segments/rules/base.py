@@ -110,6 +110,8 @@ def decimal_text(value: Any, *, digits: int, places: int) -> str:
         raise RuleError(_("Enter the number as text, e.g. “12.50”, so it stays exact."))
     pattern = rf"^-?[0-9]{{1,{digits}}}(\.[0-9]{{1,{places}}})?$" if places else rf"^-?[0-9]{{1,{digits}}}$"
     if not isinstance(value, str) or not re.match(pattern, value.strip()):
+        if not places:
+            raise RuleError(_("Enter a whole number of at most %(digits)s digits.") % {"digits": digits})
         raise RuleError(
             _("Enter a number with at most %(digits)s digits and %(places)s decimal places.")
             % {"digits": digits, "places": places}

@@ -140,6 +140,30 @@
     };
   });
 
+  // A segment's size per day: data = {days: ["2026-09-01", …], sizes: [n or null, …], series, empty}.
+  register("segment_size", function (data) {
+    var known = data.sizes.filter(function (v) { return v !== null; });
+    return {
+      color: [ACCENT],
+      grid: { left: 8, right: 16, top: 16, bottom: 8, containLabel: true },
+      tooltip: { trigger: "axis" },
+      graphic: known.length ? [] : [emptyGraphic(data.empty)],
+      xAxis: { type: "category", data: data.days, axisLabel: { color: "#6c757d", hideOverlap: true } },
+      yAxis: { type: "value", minInterval: 1, axisLabel: { color: "#6c757d" } },
+      series: [
+        {
+          name: data.series,
+          type: "line",
+          step: "end",
+          showSymbol: known.length < 15, // a young segment's few days stay visible as dots
+          connectNulls: false,
+          areaStyle: { opacity: 0.12 },
+          data: data.sizes,
+        },
+      ],
+    };
+  });
+
   var resizeTimer = null;
   window.addEventListener("resize", function () {
     clearTimeout(resizeTimer);

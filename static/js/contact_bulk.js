@@ -10,6 +10,7 @@
     var n = document.querySelectorAll(".row-check:checked").length;
     document.getElementById("selected-count").textContent = n;
     document.getElementById("bulk-apply").disabled = n === 0;
+    form.querySelectorAll("[data-needs-selection]").forEach(function (button) { button.disabled = n === 0; });
   }
   document.addEventListener("change", function (e) {
     if (e.target.id === "select-all") {

@@ -234,3 +234,13 @@ def test_refreshes_record_todays_size(manager, shanghai):
     Contact.objects.filter(pk=shanghai[2].pk).update(city="上海")
     segment_refresh_contacts(contact_ids=[shanghai[2].pk])
     assert list(SegmentSize.objects.filter(segment=segment).values_list("size", flat=True)) == [3]
+
+
+def test_a_merge_keeps_segment_sizes_exact(manager, shanghai):
+    from scrm.merge import merge_contacts
+
+    segment = segment_save(actor=manager, name="上海", definition=city_is("上海"))
+    assert segment.__class__.objects.get(pk=segment.pk).member_count == 2
+    merge_contacts(actor=manager, survivor=shanghai[0], duplicate=shanghai[1], field_choices={})
+    segment.refresh_from_db()
+    assert segment.member_count == 1 == SegmentMembership.objects.filter(segment=segment).count()
