@@ -28,6 +28,22 @@
     if (picker) syncTagPicker(picker);
     if (e.target.id === "segment-bulk-action") syncAll();
   });
+  // The preview rewrites each condition's error slot out of band; a condition whose slot is now empty loses its
+  // red marks (they were drawn with the tree, when its value was still missing).
+  function syncErrors() {
+    document.querySelectorAll("#rule-tree .rule-error").forEach(function (slot) {
+      var node = slot.parentElement;
+      var wrong = slot.textContent.trim() !== "";
+      node.classList.toggle("rule-invalid", wrong);
+      if (!wrong) {
+        node.querySelectorAll(":scope > div > .is-invalid, :scope > div > * > .is-invalid").forEach(function (el) {
+          el.classList.remove("is-invalid");
+        });
+      }
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () { syncAll(); });
+  document.body.addEventListener("htmx:oobAfterSwap", syncErrors);
   document.body.addEventListener("htmx:afterSwap", function (e) { syncAll(e.target); });
 })();
