@@ -14,7 +14,8 @@ from django.db import connection, transaction
 from contacts.models import ContactTouch
 from segments.services import segment_refresh_contacts
 
-TIME_BUDGET_SECONDS = 25.0  # beat sends one every 30 s: a run ends before the next starts, so drains do not pile up
+# Beat sends one every 30 s: a run ends before the next starts, so drains do not pile up.
+TIME_BUDGET_SECONDS = 25.0
 
 
 def _claim(batch_size: int) -> list[int]:

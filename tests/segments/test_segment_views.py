@@ -8,10 +8,10 @@ import pytest
 from django.http import QueryDict
 from django.urls import reverse
 
-from contacts.models import Contact, ContactTag, Tag, TagGroup, Tier
+from contacts.models import Contact, ContactTag, TagGroup
 from segments.builder import tree_from_form
+from segments.models import Segment, SegmentBulkJob, SegmentMembership
 from segments.rules import validate_tree
-from segments.models import Segment, SegmentBulkJob, SegmentKind, SegmentMembership
 from segments.services import segment_refresh, segment_share
 
 EN = {"HTTP_ACCEPT_LANGUAGE": "en"}
