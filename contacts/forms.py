@@ -318,8 +318,9 @@ class BulkActionForm(forms.Form):
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
         self.user = user
-        # Any integer is accepted here; the service rejects ids the user may not see, as a whole.
-        self.fields["ids"].valid_value = lambda value: str(value).isdigit()
+        # Any id a bigint holds is accepted here; the service rejects ids the user may not see, as a whole.
+        # (A longer number would overflow the database driver: a 500 instead of "not yours".)
+        self.fields["ids"].valid_value = lambda value: str(value).isdigit() and len(str(value)) <= 18
 
     def clean(self):
         data = super().clean()

@@ -65,7 +65,8 @@ def test_bulk_bad_input(role_client, contact, tag):
     c = role_client("operator")
     for data in ({"action": "add_tag", "ids": [contact.pk]}, {"action": "explode", "ids": [contact.pk]},
                  {"action": "add_tag", "tag": tag.pk}, {"action": "set_tier", "tier": "abc", "ids": [contact.pk]},
-                 {"action": "add_tag", "tag": tag.pk, "ids": ["x"]}):  # fmt: skip
+                 {"action": "add_tag", "tag": tag.pk, "ids": ["x"]},
+                 {"action": "add_tag", "tag": tag.pk, "ids": ["9" * 20]}):  # fmt: skip
         response = _bulk(c, **data)
         assert response.status_code == 302
     assert not ContactTag.objects.exists()
