@@ -380,7 +380,7 @@ def segment_duplicate(*, actor, segment: Segment) -> Segment:
         _request_refresh(copy, timezone.now())
     else:
         source = SegmentMembership.objects.filter(segment=segment).values("contact_id")
-        _static_add(copy, Contact.objects.filter(pk__in=source), timezone.now(), record_changes=False)
+        _static_add(copy, _visible(actor).filter(pk__in=source), timezone.now(), record_changes=False)
     audit_record(actor=actor, action="segment.duplicated", obj=copy, before={"source": segment.pk})
     return copy
 
@@ -501,8 +501,16 @@ def static_segment_remove(*, actor, segment: Segment, contact_ids: list[int]) ->
 
 
 @transaction.atomic
+def _visible(actor) -> QuerySet[Contact]:
+    """The contacts a copied list may hold: those the user making it may see (an API key, None: all)."""
+    from contacts.selectors import contacts_visible_to
+
+    return Contact.objects.all() if actor is None else contacts_visible_to(actor)
+
+
 def segment_snapshot(*, actor, segment: Segment, name: str = "") -> Segment:
-    """A static segment holding the segment's members as they are now."""
+    """A static segment holding the segment's members as they are now — those `actor` may see: the list is
+    theirs, and an SOP aimed at it must not reach customers they could never see in it."""
     today = timezone.localdate()
     name = name or _("%(name)s (snapshot %(day)s)") % {"name": segment.name, "day": today.isoformat()}
     members = SegmentMembership.objects.filter(segment=segment).values("contact_id")
@@ -511,7 +519,7 @@ def segment_snapshot(*, actor, segment: Segment, name: str = "") -> Segment:
         name=name[:100],
         description=_("Snapshot of “%(name)s” taken on %(day)s.")
         % {"name": segment.name, "day": today.isoformat()},
-        contacts=Contact.objects.filter(pk__in=members),
+        contacts=_visible(actor).filter(pk__in=members),
     )
 
 

@@ -244,3 +244,13 @@ def test_a_merge_keeps_segment_sizes_exact(manager, shanghai):
     merge_contacts(actor=manager, survivor=shanghai[0], duplicate=shanghai[1], field_choices={})
     segment.refresh_from_db()
     assert segment.member_count == 1 == SegmentMembership.objects.filter(segment=segment).count()
+
+
+def test_an_operators_snapshot_or_copy_holds_only_the_members_they_see(operator, manager, shanghai):
+    dynamic = segment_save(actor=manager, name="上海", definition=city_is("上海"))
+    segment_share(actor=manager, segment=dynamic, users=[operator])
+    snap = segment_snapshot(actor=operator, segment=dynamic)
+    assert members(snap) == {shanghai[0].pk}  # not the other operator's customer
+    full = segment_snapshot(actor=manager, segment=dynamic)
+    assert members(full) == {shanghai[0].pk, shanghai[1].pk}
+    assert members(segment_duplicate(actor=operator, segment=full)) == {shanghai[0].pk}
