@@ -315,6 +315,17 @@ def _path_back_to(start: int, target: int) -> str:
     return ""
 
 
+# Any constant: one lock for "saving a segment's rule".
+_RULE_SAVE_LOCK = 0x5E6_0001
+
+
+def _serialise_rule_saves() -> None:
+    """Rule saves take turns (on PostgreSQL; SQLite writes one at a time anyway): two saves at once, A naming
+    B and B naming A, would each check the other's old rule and both pass, making a loop."""
+    if connection.vendor == "postgresql":
+        _execute("SELECT pg_advisory_xact_lock(%s)", [_RULE_SAVE_LOCK])
+
+
 def _request_refresh(segment: Segment, now: datetime) -> None:
     """Mark the segment as refreshing and queue its full refresh once this transaction commits."""
     from .tasks import segment_refresh_task
@@ -333,6 +344,7 @@ def segment_save(
     or RuleError (rule, pointing at the condition). actor None is an API key: it sees every segment, and a
     segment it creates is made by no one."""
     name = _clean_name(name)
+    _serialise_rule_saves()
     creating = segment is None
     if creating:
         made_by = actor if actor is not None and actor.is_authenticated else None

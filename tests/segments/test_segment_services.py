@@ -254,3 +254,36 @@ def test_an_operators_snapshot_or_copy_holds_only_the_members_they_see(operator,
     full = segment_snapshot(actor=manager, segment=dynamic)
     assert members(full) == {shanghai[0].pk, shanghai[1].pk}
     assert members(segment_duplicate(actor=operator, segment=full)) == {shanghai[0].pk}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_saves_at_once_cannot_make_a_loop(manager, shanghai):
+    """A names B and B names A, saved at the same moment: the second save sees the first and is refused."""
+    import threading
+
+    from django.db import connection
+
+    from tests.conftest import need_service
+
+    if connection.vendor != "postgresql":
+        need_service("the rule-save lock needs PostgreSQL (set DATABASE_URL)")
+    a = segment_save(actor=manager, name="A", definition=city_is("上海"))
+    b = segment_save(actor=manager, name="B", definition=city_is("北京"))
+    barrier, outcomes = threading.Barrier(2), []
+
+    def save(segment, target):
+        try:
+            barrier.wait(5)
+            segment_save(actor=manager, segment=segment, name=segment.name, definition=in_segment(target.pk))
+            outcomes.append("saved")
+        except RuleError:
+            outcomes.append("refused")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=save, args=pair) for pair in ((a, b), (b, a))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["refused", "saved"]
