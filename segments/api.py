@@ -166,11 +166,16 @@ def _rule_invalid(error: RuleError) -> NinjaValidationError:
     return NinjaValidationError([_field_error(loc, error.message)])
 
 
-def _save(*, segment: Segment | None, name: str, description: str, definition: Any) -> Segment:
-    """segment_save as an API key (actor None), its errors as 422s."""
+def _save(request, *, segment: Segment | None, name: str, description: str, definition: Any) -> Segment:
+    """segment_save as an API key (actor None, the key named in the audit), its errors as 422s."""
     try:
         return segment_save(
-            actor=None, segment=segment, name=name, description=description, definition=definition
+            actor=None,
+            segment=segment,
+            name=name,
+            description=description,
+            definition=definition,
+            via=_("API key “%(key)s”") % {"key": request.auth.name},
         )
     except RuleError as error:
         raise _rule_invalid(error) from None
@@ -234,7 +239,11 @@ def create_segment(request, payload: SegmentIn):
     """The rule is validated like the builder's; the members are computed in the background: poll the
     segment until `refreshing` is false."""
     segment = _save(
-        segment=None, name=payload.name, description=payload.description, definition=payload.definition
+        request,
+        segment=None,
+        name=payload.name,
+        description=payload.description,
+        definition=payload.definition,
     )
     return Status(201, segment_detail_out(_segment(segment.pk)))
 
@@ -255,6 +264,7 @@ def change_segment(request, segment_id: SegmentId, payload: SegmentChangeIn):
             message = _("“%(name)s” is a static segment: its members are a fixed list, and it has no rule.")
             raise _invalid({"definition": message % {"name": segment.name}}, prefix=["body", "payload"])
         _save(
+            request,
             segment=segment,
             name=(given["name"] or "") if "name" in given else segment.name,  # null: "Enter a name."
             description=(given["description"] or "") if "description" in given else segment.description,

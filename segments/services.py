@@ -337,7 +337,7 @@ def _request_refresh(segment: Segment, now: datetime) -> None:
 
 @transaction.atomic
 def segment_save(
-    *, actor, segment: Segment | None = None, name: str, description: str = "", definition=None
+    *, actor, segment: Segment | None = None, name: str, description: str = "", definition=None, via: str = ""
 ) -> Segment:
     """Create a dynamic segment, or change a segment's name, description and (dynamic only) rule. A new or
     changed rule is refreshed in the background (the page shows progress). Raises ValidationError (name)
@@ -363,6 +363,8 @@ def segment_save(
     segment.save()
     after = snapshot(segment, ["name", "description", "definition"])
     if creating or after != before:
+        if via:  # who acted when no user did (an API key)
+            after["via"] = via
         audit_record(actor=actor, action="segment.created" if creating else "segment.changed", obj=segment,
                      before=before, after=after)  # fmt: skip
     if rule_changed:

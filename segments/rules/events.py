@@ -23,8 +23,9 @@ from decimal import Decimal
 from operator import eq as equal
 from operator import ge, gt, le, lt
 
-from django.db.models import Count, DecimalField, Q, QuerySet, Sum, Value
+from django.db.models import Count, DecimalField, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, Round
+from django.db.models.lookups import Exact, GreaterThan, GreaterThanOrEqual, LessThan, LessThanOrEqual
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
@@ -36,27 +37,46 @@ from .registry import register
 MEASURES = ("count", "sum")
 COMPARISONS = {"gte": "≥", "gt": ">", "lte": "≤", "lt": "<", "eq": "="}
 _LOOKUPS = {"gte": "gte", "gt": "gt", "lte": "lte", "lt": "lt", "eq": "exact"}
+_COMPARE = {"gte": GreaterThanOrEqual, "gt": GreaterThan, "lte": LessThanOrEqual, "lt": LessThan, "eq": Exact}
 _PASSES = {"gte": ge, "gt": gt, "lte": le, "lt": lt, "eq": equal}
 MAX_WINDOW_DAYS = 3650
+# The LIMIT on the passing contacts (a bigint, never reached): it keeps the subquery ordered and serial.
+_ALL_ROWS = 2**63 - 1
+_MONEY = DecimalField(max_digits=30, decimal_places=2)
 
 
-def _totals(node: dict, now: datetime, among: Sequence[int] | None) -> QuerySet:
-    """contact_id and total over the window, one row per contact with at least one such event (among the
-    given contacts only, when there are some: an incremental refresh must not total every contact's events)."""
-    events = Event.objects.filter(
+def _window(node: dict, now: datetime) -> QuerySet:
+    return Event.objects.filter(
         kind=node["kind"], occurred_at__gte=now - timedelta(days=node["days"]), occurred_at__lte=now
-    )
-    if among is not None:
-        events = events.filter(contact_id__in=list(among))
-    per_contact = events.order_by().values("contact_id")
+    ).order_by()
+
+
+def _total(node: dict):
+    """The aggregate over a contact's events: COUNT(*) (not of the id, which the covering index lacks), or
+    the amounts' sum rounded to cents: amounts have two places, and SQLite adds them as binary floats
+    (0.10 + 0.20 = 0.30000000000000004); PostgreSQL's numeric is exact either way."""
+    return Count("*") if node["measure"] == "count" else Round(Sum("amount"), 2)
+
+
+def _zero(node: dict) -> Value:
+    return Value(0) if node["measure"] == "count" else Value(Decimal("0"))
+
+
+def _totals(node: dict, now: datetime) -> QuerySet:
+    """contact_id and total over the window, one row per contact with at least one such event."""
+    per_contact = _window(node, now).values("contact_id")
     if node["measure"] == "count":
-        return per_contact.annotate(total=Count("pk"))
-    # Rounded to cents: amounts have two places, and SQLite adds them as binary floats
-    # (0.10 + 0.20 = 0.30000000000000004); PostgreSQL's numeric is exact either way.
-    money = DecimalField(max_digits=30, decimal_places=2)
-    return per_contact.annotate(
-        total=Coalesce(Round(Sum("amount"), 2), Value(Decimal("0")), output_field=money)
-    )
+        return per_contact.annotate(total=_total(node))
+    return per_contact.annotate(total=Coalesce(_total(node), _zero(node), output_field=_MONEY))
+
+
+def _own_total(node: dict, now: datetime) -> Coalesce:
+    """The contact's own total over the window (0 without such events), as a subquery correlated on the
+    contact: one probe of the (contact, occurred_at) index per contact."""
+    mine = _window(node, now).filter(contact=OuterRef("pk")).values("contact_id")
+    output = IntegerField() if node["measure"] == "count" else _MONEY
+    total = Subquery(mine.annotate(total=_total(node)).values("total"), output_field=output)
+    return Coalesce(total, _zero(node), output_field=output)
 
 
 @register
@@ -77,11 +97,14 @@ class EventsCondition(Condition):
 
     def to_q(self, node: dict, *, now: datetime, among: Sequence[int] | None = None) -> Q:
         value = int(node["value"]) if node["measure"] == "count" else Decimal(node["value"])
+        if among is not None:
+            return Q(_COMPARE[node["op"]](_own_total(node, now), value))
         passes = {f"total__{_LOOKUPS[node['op']]}": value}
         if _PASSES[node["op"]](0, value):
-            failing = _totals(node, now, among).exclude(**passes).values("contact_id")
+            failing = _totals(node, now).exclude(**passes).values("contact_id")
             return ~Q(pk__in=failing)
-        return Q(pk__in=_totals(node, now, among).filter(**passes).values("contact_id"))
+        passing = _totals(node, now).filter(**passes).order_by("contact_id").values("contact_id")
+        return Q(pk__in=passing[:_ALL_ROWS])
 
     def describe(self, node: dict) -> str:
         days = node.get("days", 0)
