@@ -198,7 +198,9 @@ CELERY_TASK_ROUTES = {
     "segments.tasks.segment_bulk_task": {"queue": "bulk"},
     # scrm.tasks.refresh_touched_contacts_task stays on `default`, beside the event pipeline it mirrors: behind
     # an hour-long import on `bulk` it would break its within-a-minute promise.
-    # Later issues route here: "sop.tasks.dispatch_due_touchpoints_task": {"queue": "dispatch"}.
+    # Touchpoints have their own queue so no import or refresh ever delays a message.
+    "sop.tasks.dispatch_due_touchpoints_task": {"queue": "dispatch"},
+    "sop.tasks.send_touchpoints_task": {"queue": "dispatch"},
 }
 CELERY_BEAT_SCHEDULE = {
     "heartbeat": {
@@ -231,8 +233,46 @@ CELERY_BEAT_SCHEDULE = {
         "task": "segments.tasks.segments_reconcile_task",
         "schedule": crontab(hour=3, minute=0),
     },
+    # SOP: due touchpoints every minute (DESIGN.md, touchpoints are an outbox); segment changes that no
+    # pipeline or drain consumed (full refreshes, the reconcile) every 30 s; birthdays hourly (a customer's
+    # day starts at their own midnight, so the scan runs through the day; it is idempotent).
+    "sop-dispatch": {
+        "task": "sop.tasks.dispatch_due_touchpoints_task",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
+    "sop-segment-triggers": {
+        "task": "sop.tasks.consume_segment_changes_task",
+        "schedule": 30.0,
+        "options": {"expires": 25},
+    },
+    "sop-birthdays": {
+        "task": "sop.tasks.birthday_triggers_task",
+        "schedule": crontab(minute=5),
+    },
 }
 # Nightly jobs (DESIGN.md) join CELERY_BEAT_SCHEDULE as their issues land (celery.schedules.crontab).
+
+# SOP (issue 5). A dispatch run claims batches of this many due touchpoints until none is due or its time is up.
+SOP_DISPATCH_BATCH_SIZE = int(os.environ.get("SOP_DISPATCH_BATCH_SIZE", 1000))
+SOP_DISPATCH_TIME_BUDGET_SECONDS = 50.0
+SOP_WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("SOP_WEBHOOK_TIMEOUT_SECONDS", 10))
+# A touchpoint left "sending" this long (its worker died mid-send) is sent again, with the same idempotency key.
+SOP_SENDING_STALE_MINUTES = 10
+
+# Email (the SOP email channel). Development prints mail to the console; production sets EMAIL_HOST.
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", 25))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = 15
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "scrm@localhost")
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "django.core.mail.backends.console.EmailBackend"
+)
 
 # Data in and out (issue 3).
 IMPORT_MAX_UPLOAD_BYTES = int(os.environ.get("IMPORT_MAX_UPLOAD_BYTES", 200 * 1024 * 1024))

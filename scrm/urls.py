@@ -14,6 +14,7 @@ urlpatterns = [
     path("contacts/merge/<int:survivor>/<int:duplicate>/", merge_views.contact_merge, name="contact_merge"),
     path("contacts/", include("contacts.urls")),
     path("segments/", include("segments.urls")),
+    path("sop/", include("sop.urls")),
     path("i18n/setlang/", login_not_required(set_language), name="set_language"),
     path("django-admin/", admin.site.urls),
     path("api/v1/", api_urls()),

@@ -81,11 +81,18 @@ class SegmentChange(models.Model):
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="+", db_index=False)
     change = models.CharField(max_length=8, choices=Change.choices)
     at = models.DateTimeField(default=timezone.now)
+    # Set when the SOP app has acted on the change (its segment triggers and "left the audience" exits).
+    # An outbox column rather than a cursor on id: a change committed late (a long refresh) is still seen.
+    consumed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [
             models.Index(fields=["segment", "-at", "-id"], name="segment_change_history"),
             models.Index(fields=["contact", "-at"], name="segment_change_contact"),
+            # Small by design: only the changes still to consume.
+            models.Index(
+                fields=["id"], condition=models.Q(consumed_at__isnull=True), name="segment_change_unconsumed"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -1,0 +1,178 @@
+"""Starting and ending enrollments, set-based: a trigger for one customer and "enroll this segment of a
+million" are the same two INSERT … SELECT statements (enrollments, then their first touchpoints).
+
+Idempotent by construction: Enrollment is unique per (template, contact, trigger_key) and per (template,
+contact) while active, and the inserts skip conflicts, so a trigger replayed or seen by two workers enrolls once.
+"""
+
+import json
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from django.db import connection, transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from contacts.models import Contact
+from segments.models import SegmentMembership
+
+from .models import Enrollment, ExitReason, Reentry, SkipReason, SopStep, SopTemplate, Touchpoint, TouchStatus
+from .schedule import step_due
+
+CANDIDATES = "cand"  # alias of the (contact_id, trigger_key) rows an enrollment statement reads
+
+
+def _table(model) -> str:
+    return model._meta.db_table
+
+
+def pairs_source(pairs: Iterable[tuple[int, str]]) -> tuple[str, list]:
+    """SQL rows (contact_id, trigger_key) from Python pairs, one bound parameter however many."""
+    pairs = list(pairs)
+    if connection.vendor == "postgresql":
+        return (
+            "SELECT * FROM unnest(%s::bigint[], %s::text[]) AS p(contact_id, trigger_key)",
+            [[p[0] for p in pairs], [p[1] for p in pairs]],
+        )
+    return (
+        "SELECT json_extract(value, '$[0]') AS contact_id, json_extract(value, '$[1]') AS trigger_key "
+        "FROM json_each(%s)",
+        [json.dumps(pairs)],
+    )
+
+
+def queryset_source(contact_ids: QuerySet, trigger_key: str) -> tuple[str, list]:
+    """SQL rows (contact_id, trigger_key) from a queryset of contact ids and one key for all."""
+    sql, params = contact_ids.order_by().query.sql_with_params()
+    return f"SELECT q.*, %s AS trigger_key FROM ({sql}) AS q", [*params, trigger_key]
+
+
+def _reentry_sql(template: SopTemplate, now: datetime) -> tuple[str, list]:
+    enrollment = _table(Enrollment)
+    earlier = f"SELECT 1 FROM {enrollment} AS prev WHERE prev.template_id = %s AND prev.contact_id = {CANDIDATES}.contact_id"
+    if template.reentry == Reentry.ONCE:
+        return f"NOT EXISTS ({earlier})", [template.pk]
+    if template.reentry == Reentry.AFTER_DAYS:
+        since = now - timedelta(days=template.reentry_days)
+        return f"NOT EXISTS ({earlier} AND (prev.status = 'active' OR prev.enrolled_at > %s))", [
+            template.pk,
+            since,
+        ]
+    return f"NOT EXISTS ({earlier} AND prev.status = 'active')", [template.pk]
+
+
+def _insert_enrollments(template: SopTemplate, source: tuple[str, list], now: datetime, actor_id) -> int:
+    reentry, reentry_params = _reentry_sql(template, now)
+    audience, audience_params = "", []
+    if template.audience_id:
+        audience = (
+            f"AND EXISTS (SELECT 1 FROM {_table(SegmentMembership)} AS m "
+            f"WHERE m.segment_id = %s AND m.contact_id = {CANDIDATES}.contact_id)"
+        )
+        audience_params = [template.audience_id]
+    source_sql, source_params = source
+    # DISTINCT ON would be PostgreSQL-only; a candidate named twice in one call is dropped by the conflict.
+    sql = f"""
+        INSERT INTO {_table(Enrollment)} (template_id, contact_id, status, trigger_key, enrolled_at,
+                                          enrolled_by_id, ended_at, exit_reason)
+        SELECT %s, {CANDIDATES}.contact_id, 'active', {CANDIDATES}.trigger_key, %s, %s, NULL, ''
+        FROM ({source_sql}) AS {CANDIDATES}
+        JOIN {_table(Contact)} AS c ON c.id = {CANDIDATES}.contact_id
+        WHERE {reentry} {audience}
+        ON CONFLICT DO NOTHING
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [template.pk, now, actor_id, *source_params, *reentry_params, *audience_params])
+        return cursor.rowcount
+
+
+def _insert_first_touchpoints(template: SopTemplate, first: SopStep, now: datetime) -> None:
+    """The first step's touchpoint of every enrollment this call made (the template's enrollments stamped
+    `now`). Due times depend on the customer's zone: one CASE over the few zones among them."""
+    enrollment, contact = _table(Enrollment), _table(Contact)
+    zones = list(
+        Enrollment.objects.filter(template=template, enrolled_at=now)
+        .values_list("contact__time_zone", flat=True)
+        .distinct()
+    )
+    if not zones:
+        return
+    cases, params = [], []
+    for tz_name in zones:
+        cases.append("WHEN %s THEN %s")
+        params += [tz_name, step_due(first, enrolled_at=now, previous_sent_at=None, tz_name=tz_name)]
+    due = f"CASE c.time_zone {' '.join(cases)} END"
+    sql = f"""
+        INSERT INTO {_table(Touchpoint)} (enrollment_id, step_id, contact_id, template_id, status, due_at,
+            planned_at, transactional, assignee_id, rendered, attempts, deferrals, reason, error, sent_at,
+            finished_at, finished_by_id, outcome, claimed_at)
+        SELECT e.id, %s, e.contact_id, e.template_id, 'scheduled', {due}, {due}, %s, NULL, '', 0, 0, '', '',
+            NULL, NULL, NULL, '', NULL
+        FROM {enrollment} AS e JOIN {contact} AS c ON c.id = e.contact_id
+        WHERE e.template_id = %s AND e.enrolled_at = %s AND e.status = 'active'
+        ON CONFLICT DO NOTHING
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [first.pk, *params, *params, first.transactional, template.pk, now])
+
+
+@transaction.atomic
+def enrollments_start(
+    *, template: SopTemplate, source: tuple[str, list], actor=None, now: datetime | None = None
+) -> int:
+    """Enroll the candidates of `source` (SQL rows of contact_id, trigger_key; see pairs_source and
+    queryset_source) who pass the re-entry policy and the audience; returns how many were enrolled.
+    Each gets the first step's touchpoint. A template without steps enrolls nobody."""
+    first = template.steps.order_by("position").first()
+    if first is None:
+        return 0
+    now = now or timezone.now()
+    actor_id = getattr(actor, "pk", None)
+    created = _insert_enrollments(template, source, now, actor_id)
+    if created:
+        _insert_first_touchpoints(template, first, now)
+    return created
+
+
+def enrollments_exit(enrollments: QuerySet, *, reason: str, now: datetime | None = None) -> int:
+    """End the active ones among `enrollments`; what they still had to send or do is skipped (reason
+    exited). Returns how many ended."""
+    now = now or timezone.now()
+    active = enrollments.filter(status=Enrollment.Status.ACTIVE)
+    ids = list(active.values_list("id", flat=True))
+    if not ids:
+        return 0
+    for start in range(0, len(ids), 5000):
+        chunk = ids[start : start + 5000]
+        Touchpoint.objects.filter(
+            enrollment_id__in=chunk, status__in=(TouchStatus.SCHEDULED, TouchStatus.OPEN)
+        ).update(status=TouchStatus.SKIPPED, reason=SkipReason.EXITED, finished_at=now)
+        Enrollment.objects.filter(id__in=chunk, status=Enrollment.Status.ACTIVE).update(
+            status=Enrollment.Status.EXITED, exit_reason=reason, ended_at=now
+        )
+    return len(ids)
+
+
+def enrollments_move(*, actor, survivor: Contact, duplicate: Contact) -> dict[str, int]:
+    """Merge handler (scrm.merge): the duplicate's enrollments and touchpoints become the survivor's. Where both
+    run the same template, the survivor's run goes on and the duplicate's exits (reason merged), so the
+    customer is not messaged twice."""
+    both = Enrollment.objects.filter(
+        contact=duplicate,
+        status=Enrollment.Status.ACTIVE,
+        template_id__in=Enrollment.objects.filter(contact=survivor, status=Enrollment.Status.ACTIVE).values(
+            "template_id"
+        ),
+    )
+    exited = enrollments_exit(both, reason=ExitReason.MERGED)
+    taken = Enrollment.objects.filter(contact=survivor).values_list("template_id", "trigger_key")
+    clashing = [
+        e.pk
+        for e in Enrollment.objects.filter(contact=duplicate).only("template_id", "trigger_key")
+        if (e.template_id, e.trigger_key) in set(taken)
+    ]
+    for pk in clashing:  # same trigger seen on both: keep the row, unique key made distinct
+        Enrollment.objects.filter(pk=pk).update(trigger_key=f"merged:{pk}")
+    moved = Enrollment.objects.filter(contact=duplicate).update(contact=survivor)
+    Touchpoint.objects.filter(contact=duplicate).update(contact=survivor)
+    return {"sop_enrollments": moved, "sop_enrollments_exited": exited}
