@@ -173,6 +173,26 @@ def contacts_bulk_tag(*, actor, contact_ids: Iterable[int], tag: Tag, add: bool)
 
 
 @transaction.atomic
+def contacts_tag_add_by_automation(*, contact_ids: Iterable[int], tag: Tag, by: str) -> int:
+    """Add a tag on behalf of an automation (an SOP step's "when done, add tag"): no actor and no visibility
+    check (the automation acts for the business), audited with `by` naming it. Returns how many changed."""
+    ids = sorted(set(contact_ids))
+    having = set(ContactTag.objects.filter(tag=tag, contact_id__in=ids).values_list("contact_id", flat=True))
+    targets = list(
+        Contact.objects.filter(pk__in=[cid for cid in ids if cid not in having]).only("pk", "name")
+    )
+    ContactTag.objects.bulk_create([ContactTag(contact=c, tag=tag) for c in targets], ignore_conflicts=True)
+    AuditEntry.objects.bulk_create(
+        [
+            _audit_entry(actor=None, action="contact.tag_added", contact=c, after={"tag": str(tag), "by": by})
+            for c in targets
+        ]
+    )
+    contacts_touched(c.pk for c in targets)
+    return len(targets)
+
+
+@transaction.atomic
 def contacts_bulk_update(*, actor, contact_ids: Iterable[int], field: str, value) -> int:
     """Set tier or owner on many contacts in one UPDATE, auditing each change."""
     if field not in ("tier", "owner"):
