@@ -17,9 +17,10 @@ from django.db import transaction
 from contacts.merging import MergeHandler, contact_merge
 from contacts.models import Contact
 from segments.services import segment_history_move, segment_refresh_contacts
+from sop.enrollment import enrollments_move
 
-# Later issues append here: loyalty (points lots and entries, member), sop (enrollments), churn (alerts, scores).
-MERGE_HANDLERS: list[MergeHandler] = [segment_history_move]
+# Later issues append here: loyalty (points lots and entries, member), churn (alerts, scores).
+MERGE_HANDLERS: list[MergeHandler] = [segment_history_move, enrollments_move]
 
 
 def merge_contacts(

@@ -8,9 +8,10 @@ batch again from scratch, so a batch is never half-applied and never applied twi
 Handlers, in order (later issues add theirs where marked):
 1. contacts: activity fields (last_active_at, first/last_purchase_at, order_count, total_spent)
 2. loyalty: earning rules, refunds reverse earnings            (issue: loyalty)
-3. sop: exit conditions, event triggers                        (issue: SOP)
+3. sop: exit conditions (purchase, reply, goal), event triggers ("first purchase")
 4. churn: recovery of open alerts, immediate alerts            (issue: churn)
-5. segments: incremental membership for touched contacts
+5. segments: incremental membership for touched contacts -> entered/exited changes -> sop segment triggers
+   (and "left the audience" exits), consumed in the same transaction
 """
 
 from collections.abc import Callable, Iterable
@@ -21,6 +22,7 @@ from django.utils import timezone
 
 from contacts.models import Contact, Event, EventKind
 from segments.services import segment_refresh_contacts
+from sop.triggers import events_react, segment_changes_consume
 
 # Kinds that do not show the customer being active: our own messages, and the customer leaving.
 NOT_ACTIVITY = (EventKind.MESSAGE_OUT, EventKind.FRIEND_DELETED)
@@ -95,16 +97,25 @@ def apply_contact_activity(event_ids: list[int]) -> None:
         cursor.execute(sql, [ids])
 
 
+def apply_sop_events(event_ids: list[int]) -> None:
+    """SOP exits (a purchase, a reply, a goal) and event triggers for the batch."""
+    events_react(event_ids)
+
+
 def apply_segment_membership(event_ids: list[int]) -> None:
-    """Dynamic segments follow the batch's contacts (their activity fields were just updated)."""
-    contact_ids = Event.objects.filter(id__in=event_ids).values_list("contact_id", flat=True).distinct()
-    segment_refresh_contacts(contact_ids=list(contact_ids))
+    """Dynamic segments follow the batch's contacts (their activity fields were just updated), and the SOP
+    triggers on the segment changes that made (a new customer entering "新客" starts its welcome at once)."""
+    contact_ids = list(Event.objects.filter(id__in=event_ids).values_list("contact_id", flat=True).distinct())
+    segment_refresh_contacts(contact_ids=contact_ids)
+    segment_changes_consume(contact_ids=contact_ids)
 
 
 # The fixed order of reactions to a batch of events. Each takes the ids of the claimed events.
 HANDLERS: list[Callable[[list[int]], None]] = [
     apply_contact_activity,
-    # loyalty, sop and churn handlers are added here by their issues, in DESIGN.md's order.
+    # loyalty's handler goes here (its issue), then sop's:
+    apply_sop_events,
+    # churn's handler goes here (its issue).
     apply_segment_membership,
 ]
 

@@ -1,4 +1,4 @@
-"""Draining the contact touch outbox (contacts.ContactTouch) into segments' incremental refresh.
+"""Draining the contact touch outbox (contacts.ContactTouch) into segments' incremental refresh and SOP triggers.
 
 Edits, imports, bulk actions and merges record the contacts they changed (contacts.touches); contacts sits
 below segments and cannot call it. Beat runs the drain every 30 s, so a change reaches every dynamic segment
@@ -13,6 +13,7 @@ from django.db import connection, transaction
 
 from contacts.models import ContactTouch
 from segments.services import segment_refresh_contacts
+from sop.triggers import segment_changes_consume, touched_react
 
 # Beat sends one every 30 s: a run ends before the next starts, so drains do not pile up.
 TIME_BUDGET_SECONDS = 25.0
@@ -47,6 +48,10 @@ def drain_contact_touches(batch_size: int = 5000, time_budget: float = TIME_BUDG
             contact_ids = sorted(set(claimed))
             if contact_ids:
                 segment_refresh_contacts(contact_ids=contact_ids)
+                # SOP: "contact added" / "tag added" triggers, opt-out and exit-tag exits, and the segment
+                # triggers of the changes this refresh just made, in the same transaction as the claim.
+                touched_react(contact_ids)
+                segment_changes_consume(contact_ids=contact_ids)
         refreshed += len(contact_ids)
         if len(claimed) < batch_size:  # the outbox is empty (or the rest is another drain's)
             break

@@ -26,6 +26,11 @@ def _table(model) -> str:
     return model._meta.db_table
 
 
+def _dt(value: datetime):
+    """A datetime as the database stores it (SQLite: naive UTC text), for raw SQL parameters."""
+    return connection.ops.adapt_datetimefield_value(value)
+
+
 def pairs_source(pairs: Iterable[tuple[int, str]]) -> tuple[str, list]:
     """SQL rows (contact_id, trigger_key) from Python pairs, one bound parameter however many."""
     pairs = list(pairs)
@@ -82,7 +87,9 @@ def _insert_enrollments(template: SopTemplate, source: tuple[str, list], now: da
         ON CONFLICT DO NOTHING
     """
     with connection.cursor() as cursor:
-        cursor.execute(sql, [template.pk, now, actor_id, *source_params, *reentry_params, *audience_params])
+        cursor.execute(
+            sql, [template.pk, _dt(now), actor_id, *source_params, *reentry_params, *audience_params]
+        )
         return cursor.rowcount
 
 
@@ -100,7 +107,7 @@ def _insert_first_touchpoints(template: SopTemplate, first: SopStep, now: dateti
     cases, params = [], []
     for tz_name in zones:
         cases.append("WHEN %s THEN %s")
-        params += [tz_name, step_due(first, enrolled_at=now, previous_sent_at=None, tz_name=tz_name)]
+        params += [tz_name, _dt(step_due(first, enrolled_at=now, previous_sent_at=None, tz_name=tz_name))]
     due = f"CASE c.time_zone {' '.join(cases)} END"
     sql = f"""
         INSERT INTO {_table(Touchpoint)} (enrollment_id, step_id, contact_id, template_id, status, due_at,
@@ -113,7 +120,7 @@ def _insert_first_touchpoints(template: SopTemplate, first: SopStep, now: dateti
         ON CONFLICT DO NOTHING
     """
     with connection.cursor() as cursor:
-        cursor.execute(sql, [first.pk, *params, *params, first.transactional, template.pk, now])
+        cursor.execute(sql, [first.pk, *params, *params, first.transactional, template.pk, _dt(now)])
 
 
 @transaction.atomic

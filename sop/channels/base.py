@@ -33,6 +33,8 @@ class Channel:
     label: str | Promise = ""
     # Delivered inside the dispatcher's transaction (no outside I/O): exactly once by construction.
     inline: bool = False
+    # The message is a task a person sends by hand (it opens in the owner's inbox) rather than delivered.
+    needs_operator: bool = False
     # How many attempts before the touchpoint fails (outside channels); the n-th retry waits base × 2^(n-1).
     max_attempts: int = 5
     retry_base_seconds: int = 60

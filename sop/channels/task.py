@@ -10,6 +10,7 @@ class TaskChannel(Channel):
     name = "task"
     label = _("Task for the owner (sent by hand)")
     inline = True
+    needs_operator = True
 
     def send(self, message: Message) -> SendResult:
         return SendResult(ok=True)
