@@ -9,7 +9,7 @@ contact, so contact i is the same whatever N is, and an existing contact is neve
 
 import random
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, time, timedelta
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
@@ -35,8 +35,11 @@ from contacts.models import (
     Tier,
 )
 from scrm import pipeline
-from segments.models import Segment
+from segments.models import Segment, SegmentMembership
 from segments.services import segment_refresh
+from sop.dispatch import dispatch_due
+from sop.enrollment import enrollments_start, pairs_source
+from sop.models import SopStep, SopTemplate, Trigger
 
 DEMO_PASSWORD = "demo12345"
 DEMO_SEED = 20240601
@@ -389,6 +392,112 @@ def ensure_demo_segments(taxonomy: Taxonomy, manager) -> None:
             segment_refresh(segment_id=segment.pk)
 
 
+# The three sequences the articles describe (seed 001: 欢迎语 → 破冰 → 建立信任 → 转化 → 推荐), in Chinese.
+DEMO_SOPS = [
+    {
+        "name": "新客欢迎",
+        "description": "新加好友的客户：欢迎语 → 破冰 → 建立信任 → 转化 → 推荐，两周走完。",
+        "trigger": Trigger.CONTACT_ADDED,
+        "priority": 10,
+        "steps": [
+            (
+                "欢迎语",
+                0,
+                time(10, 0),
+                "{{ contact.name }}您好，我是您的专属顾问{{ owner.name }}，有任何问题随时找我～",
+            ),
+            (
+                "破冰",
+                1,
+                time(10, 0),
+                "{{ contact.name }}，想了解一下您平时的口味偏好，方便给您推荐合适的新品～",
+            ),
+            ("建立信任", 3, time(20, 0), "分享一篇我们的原料溯源故事给您，{{ contact.name }}有空可以看看。"),
+            (
+                "转化",
+                7,
+                time(10, 0),
+                "{{ contact.name }}，本周新客专享价，需要的话我帮您留一份？{{ unsubscribe }}",
+            ),
+            (
+                "推荐",
+                14,
+                time(10, 0),
+                "如果喜欢我们的产品，欢迎推荐给朋友，双方都有小惊喜～{{ unsubscribe }}",
+            ),
+        ],
+    },
+    {
+        "name": "生日关怀",
+        "description": "生日前 3 天提醒顾问送上祝福和小礼物。",
+        "trigger": Trigger.BIRTHDAY,
+        "birthday_days_before": 3,
+        "priority": 20,
+        "steps": [
+            (
+                "生日祝福",
+                0,
+                time(10, 0),
+                "{{ contact.name }}，提前祝您生日快乐！给您准备了一份生日小礼物，记得查收～",
+            )
+        ],
+    },
+    {
+        "name": "沉睡唤醒",
+        "description": "30 天未互动的客户：关心问候 → 专属优惠 → 最后提醒；客户回复或下单即退出。",
+        "trigger": Trigger.SEGMENT_ENTERED,
+        "segment": "30 天未互动",
+        "exit_on_purchase": True,
+        "exit_on_reply": True,
+        "priority": 5,
+        "steps": [
+            ("关心问候", 0, time(10, 0), "{{ contact.name }}，好久不见，最近还好吗？"),
+            (
+                "专属优惠",
+                3,
+                time(19, 30),
+                "{{ contact.name }}，为老朋友准备了一张专属优惠券，7 天内有效。{{ unsubscribe }}",
+            ),
+            (
+                "最后提醒",
+                7,
+                time(10, 0),
+                "优惠券明天就到期啦，{{ contact.name }}需要帮您下单吗？{{ unsubscribe }}",
+            ),
+        ],
+    },
+]
+DEMO_SOP_ENROLLED = 40  # sleeping customers enrolled in 沉睡唤醒 three days ago, so the inboxes have work
+
+
+def ensure_demo_sops() -> None:
+    """The three demo templates, active; the first sleeping customers enrolled in 沉睡唤醒 three days ago and
+    dispatched, so each operator's inbox has today's and overdue tasks. Missing templates are made."""
+    now = timezone.now()
+    for spec in DEMO_SOPS:
+        if SopTemplate.objects.filter(name=spec["name"]).exists():
+            continue
+        segment = Segment.objects.get(name=spec["segment"]) if "segment" in spec else None
+        template = SopTemplate.objects.create(
+            name=spec["name"], description=spec["description"], trigger=spec["trigger"], priority=spec["priority"],
+            birthday_days_before=spec.get("birthday_days_before", 0), trigger_segment=segment,
+            exit_on_purchase=spec.get("exit_on_purchase", False), exit_on_reply=spec.get("exit_on_reply", False),
+            active=True, activated_at=now,
+        )  # fmt: skip
+        for position, (name, day, clock, content) in enumerate(spec["steps"], start=1):
+            SopStep.objects.create(template=template, position=position, name=name, offset_days=day,
+                                   offset_time=clock, content=content)  # fmt: skip
+        if segment is not None:
+            members = SegmentMembership.objects.filter(segment=segment).order_by("contact_id")
+            ids = list(members.values_list("contact_id", flat=True)[:DEMO_SOP_ENROLLED])
+            enrollments_start(
+                template=template,
+                source=pairs_source([(cid, "demo") for cid in ids]),
+                now=now - timedelta(days=3),
+            )
+    dispatch_due()
+
+
 @dataclass
 class SeedReport:
     users_created: int = 0
@@ -440,5 +549,6 @@ def seed_demo(*, contacts: int = 300) -> SeedReport:
     # The demo's events went in by bulk insert; the pipeline gives the contacts their activity totals.
     pipeline.process_pending_events()
     ensure_demo_segments(ctx.taxonomy, users["manager"])
+    ensure_demo_sops()
     report.logins = [(spec.username, DEMO_PASSWORD, spec.role) for spec in DEMO_USERS]
     return report
