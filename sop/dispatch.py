@@ -51,6 +51,8 @@ from .schedule import cap_allows_at, quiet_until, step_due
 from .selectors import sop_settings
 
 CAP_LOOKBACK = timedelta(days=8)
+# Stored on the task (shown to whoever works it); the pages translate it by this exact text.
+OWNER_DEACTIVATED_NOTE = "owner_deactivated"
 
 
 @dataclass
@@ -138,6 +140,8 @@ class _Context:
                 "time_zone",
                 "owner_id",
                 "owner__is_active",
+                "owner__manager",
+                "owner__manager__is_active",
             )
         }
         self.recent: dict[int, list[datetime]] = defaultdict(list)
@@ -245,6 +249,31 @@ def _message(ctx: _Context, touchpoint: Touchpoint, text: str) -> Message:
     )
 
 
+def _assignee(contact: dict) -> tuple[int | None, str]:
+    """Who works the task: the customer's owner; if the owner was deactivated, their manager (or nobody: the
+    team view lists unassigned tasks for managers to hand out), with the reason recorded on the task."""
+    if contact["owner_id"] is None or contact["owner__is_active"]:
+        return contact["owner_id"], ""
+    if contact["owner__manager"] and contact["owner__manager__is_active"]:
+        return contact["owner__manager"], OWNER_DEACTIVATED_NOTE
+    return None, OWNER_DEACTIVATED_NOTE
+
+
+def reassign_from_deactivated(now: datetime) -> int:
+    """Open tasks of users deactivated since they were issued go to those users' managers (or to nobody),
+    with the reason noted; run by every dispatch."""
+    moved = 0
+    stranded = Touchpoint.objects.filter(status=TouchStatus.OPEN, assignee__is_active=False)
+    for manager_id, manager_active in stranded.values_list(
+        "assignee__manager_id", "assignee__manager__is_active"
+    ).distinct():
+        target = manager_id if manager_active else None
+        moved += stranded.filter(assignee__manager_id=manager_id).update(
+            assignee_id=target, note=OWNER_DEACTIVATED_NOTE
+        )
+    return moved
+
+
 def _guard_time(batch: _Batch, ctx: _Context, touchpoint: Touchpoint, contact: dict) -> bool:
     """Quiet hours and the frequency cap; True when the touchpoint may go now."""
     s, now, tz_name = ctx.settings, batch.now, contact["time_zone"]
@@ -317,7 +346,7 @@ def _decide(batch: _Batch, ctx: _Context, touchpoint: Touchpoint) -> None:
     touchpoint.sent_at = now
     if channel.needs_operator:
         touchpoint.status = TouchStatus.OPEN
-        touchpoint.assignee_id = contact["owner_id"] if contact["owner__is_active"] else None
+        touchpoint.assignee_id, touchpoint.note = _assignee(contact)
     else:
         touchpoint.status, touchpoint.finished_at = TouchStatus.DELIVERED, now
         batch.actions_for.append(touchpoint.pk)
@@ -338,7 +367,7 @@ def _write(batch: _Batch) -> None:
         Touchpoint.objects.bulk_update(batch.deferred, ["due_at", "reason", "deferrals"])
     if batch.issued:
         Touchpoint.objects.bulk_update(
-            batch.issued, ["status", "rendered", "attempts", "sent_at", "finished_at", "assignee"]
+            batch.issued, ["status", "rendered", "attempts", "sent_at", "finished_at", "assignee", "note"]
         )
     if batch.sending:
         Touchpoint.objects.bulk_update(batch.sending, ["status", "rendered", "attempts", "claimed_at"])
@@ -394,6 +423,7 @@ def dispatch_due(
     started = time.monotonic()
     total = DispatchStats()
     reap_stale_sending(now or timezone.now())
+    reassign_from_deactivated(now or timezone.now())
     while time.monotonic() - started < budget:
         stats, to_send = _dispatch_batch(now or timezone.now(), size)
         total.add(stats)

@@ -112,9 +112,9 @@ def _insert_first_touchpoints(template: SopTemplate, first: SopStep, now: dateti
     sql = f"""
         INSERT INTO {_table(Touchpoint)} (enrollment_id, step_id, contact_id, template_id, status, due_at,
             planned_at, transactional, assignee_id, rendered, attempts, deferrals, reason, error, sent_at,
-            finished_at, finished_by_id, outcome, claimed_at)
+            finished_at, finished_by_id, outcome, note, claimed_at)
         SELECT e.id, %s, e.contact_id, e.template_id, 'scheduled', {due}, {due}, %s, NULL, '', 0, 0, '', '',
-            NULL, NULL, NULL, '', NULL
+            NULL, NULL, NULL, '', '', NULL
         FROM {enrollment} AS e JOIN {contact} AS c ON c.id = e.contact_id
         WHERE e.template_id = %s AND e.enrolled_at = %s AND e.status = 'active'
         ON CONFLICT DO NOTHING
@@ -182,4 +182,5 @@ def enrollments_move(*, actor, survivor: Contact, duplicate: Contact) -> dict[st
         Enrollment.objects.filter(pk=pk).update(trigger_key=f"merged:{pk}")
     moved = Enrollment.objects.filter(contact=duplicate).update(contact=survivor)
     Touchpoint.objects.filter(contact=duplicate).update(contact=survivor)
-    return {"sop_enrollments": moved, "sop_enrollments_exited": exited}
+    counts = {"sop_enrollments": moved, "sop_enrollments_exited": exited}
+    return {name: n for name, n in counts.items() if n}  # the merge's audit lists only what moved

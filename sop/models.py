@@ -317,6 +317,8 @@ class Touchpoint(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     outcome = models.CharField(_("outcome"), max_length=200, blank=True, default="")
+    # Why the task went to someone other than the customer's owner (e.g. the owner was deactivated).
+    note = models.CharField(_("note"), max_length=200, blank=True, default="")
     claimed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

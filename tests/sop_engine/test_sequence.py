@@ -297,3 +297,20 @@ def test_opting_out_ends_runs_that_exit_on_it(contact, operator):
     drain_contact_touches()
     enrollment = Enrollment.objects.get()
     assert (enrollment.status, enrollment.exit_reason) == (Enrollment.Status.EXITED, ExitReason.OPTED_OUT)
+
+
+def test_a_deactivated_owners_tasks_go_to_their_manager_with_the_reason(contact, operator, manager):
+    with time_machine.travel(at(0, "08:00"), tick=False) as traveller:
+        template = make_template(steps=[{"day": 0, "at": "10:00"}, {"day": 1, "at": "10:00"}])
+        enroll(template, contact)
+        run_until(traveller, at(0, "12:00"))
+        first = Touchpoint.objects.get(step__position=1)
+        assert (first.assignee, first.note) == (operator, "")
+        operator.is_active = False
+        operator.save()
+        run_until(traveller, at(1, "12:00"))
+    first.refresh_from_db()
+    second = Touchpoint.objects.get(step__position=2)
+    # The open task moved, and the next one was issued to the manager, each saying why.
+    assert (first.assignee, first.note) == (manager, "owner_deactivated")
+    assert (second.status, second.assignee, second.note) == (TouchStatus.OPEN, manager, "owner_deactivated")
