@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Max
+from django.db import connection, transaction
+from django.db.models import DateTimeField, Max
 from django.utils import timezone
 
 from contacts.models import Contact, EventKind
@@ -357,26 +357,88 @@ def _decide(batch: _Batch, ctx: _Context, touchpoint: Touchpoint) -> None:
 # --- writing ----------------------------------------------------------------------------------------------
 
 
+def _prepared(model, objs: list, names: list[str]) -> tuple[list, list[str], list[list]]:
+    """The fields, their columns, and one list of values per field. Only datetimes need adapting (SQLite
+    stores text); Field.get_db_prep_value on every value cost 20 µs each, a second per batch."""
+    fields = [model._meta.get_field(name) for name in names]
+    columns = [f.column for f in fields]
+    adapt = connection.ops.adapt_datetimefield_value
+    values = []
+    for f in fields:
+        column = [getattr(o, f.attname) for o in objs]
+        if isinstance(f, DateTimeField):
+            column = [adapt(v) if v is not None else None for v in column]
+        values.append(column)
+    return fields, columns, values
+
+
+def _update_rows(rows: list[Touchpoint], names: list[str]) -> None:
+    """UPDATE each row's `names` to its own values in one statement (PostgreSQL: a join to unnested arrays;
+    SQLite: executemany). Django's bulk_update builds a CASE per field and row in Python: ~8 ms a row."""
+    if not rows:
+        return
+    fields, columns, values = _prepared(Touchpoint, rows, names)
+    table = Touchpoint._meta.db_table
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            types = ["bigint"] + [f.db_type(connection) for f in fields]
+            unnest = ", ".join(f"%s::{t}[]" for t in types)
+            assign = ", ".join(f"{c} = v.{c}" for c in columns)
+            cursor.execute(
+                f"UPDATE {table} AS t SET {assign} FROM unnest({unnest}) AS v(id, {', '.join(columns)}) "
+                f"WHERE t.id = v.id",
+                [[r.pk for r in rows], *values],
+            )
+        else:
+            assign = ", ".join(f"{c} = %s" for c in columns)
+            cursor.executemany(
+                f"UPDATE {table} SET {assign} WHERE id = %s",
+                [[*v, r.pk] for *v, r in zip(*values, rows, strict=True)],
+            )
+
+
+def _insert_rows(model, objs: list, names: list[str], *, skip_conflicts: bool = False) -> None:
+    """INSERT the objects' `names` in one statement (PostgreSQL: unnested arrays; SQLite: executemany), a
+    tenth of bulk_create's Python time for a dispatch batch. Conflicts are skipped when asked."""
+    if not objs:
+        return
+    fields, columns, values = _prepared(model, objs, names)
+    table, cols = model._meta.db_table, ", ".join(columns)
+    conflict = " ON CONFLICT DO NOTHING" if skip_conflicts else ""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            unnest = ", ".join(f"%s::{f.db_type(connection)}[]" for f in fields)
+            cursor.execute(f"INSERT INTO {table} ({cols}) SELECT * FROM unnest({unnest}){conflict}", values)
+        else:
+            marks = ", ".join("%s" for _ in columns)
+            cursor.executemany(
+                f"INSERT INTO {table} ({cols}) VALUES ({marks}){conflict}", list(zip(*values, strict=True))
+            )
+
+
+DELIVERY_COLUMNS = ["touchpoint", "attempt", "channel", "status", "idempotency_key", "response_code", "error",
+                    "duration_ms", "created_at"]  # fmt: skip
+TOUCHPOINT_COLUMNS = ["enrollment", "step", "contact", "template", "status", "due_at", "planned_at", "transactional",
+                      "assignee", "rendered", "attempts", "deferrals", "reason", "error", "sent_at", "finished_at",
+                      "finished_by", "outcome", "note", "claimed_at"]  # fmt: skip
+
+
 def _write(batch: _Batch) -> None:
     now = batch.now
     for reason, ids in batch.skipped.items():
         Touchpoint.objects.filter(id__in=ids).update(
             status=TouchStatus.SKIPPED, reason=reason, finished_at=now
         )
-    if batch.deferred:
-        Touchpoint.objects.bulk_update(batch.deferred, ["due_at", "reason", "deferrals"])
-    if batch.issued:
-        Touchpoint.objects.bulk_update(
-            batch.issued, ["status", "rendered", "attempts", "sent_at", "finished_at", "assignee", "note"]
-        )
-    if batch.sending:
-        Touchpoint.objects.bulk_update(batch.sending, ["status", "rendered", "attempts", "claimed_at"])
-    if batch.failed:
-        for t in batch.failed:
-            t.status, t.finished_at = TouchStatus.FAILED, now
-        Touchpoint.objects.bulk_update(batch.failed, ["status", "finished_at", "error"])
-    Delivery.objects.bulk_create(batch.deliveries)
-    Touchpoint.objects.bulk_create(batch.next_touchpoints, ignore_conflicts=True)
+    _update_rows(batch.deferred, ["due_at", "reason", "deferrals"])
+    _update_rows(
+        batch.issued, ["status", "rendered", "attempts", "sent_at", "finished_at", "assignee", "note"]
+    )
+    _update_rows(batch.sending, ["status", "rendered", "attempts", "claimed_at"])
+    for t in batch.failed:
+        t.status, t.finished_at = TouchStatus.FAILED, now
+    _update_rows(batch.failed, ["status", "finished_at", "error"])
+    _insert_rows(Delivery, batch.deliveries, DELIVERY_COLUMNS)
+    _insert_rows(Touchpoint, batch.next_touchpoints, TOUCHPOINT_COLUMNS, skip_conflicts=True)
     if batch.completed_enrollments:
         Enrollment.objects.filter(id__in=batch.completed_enrollments, status=Enrollment.Status.ACTIVE).update(
             status=Enrollment.Status.COMPLETED, ended_at=now

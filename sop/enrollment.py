@@ -48,8 +48,17 @@ def pairs_source(pairs: Iterable[tuple[int, str]]) -> tuple[str, list]:
 
 def queryset_source(contact_ids: QuerySet, trigger_key: str) -> tuple[str, list]:
     """SQL rows (contact_id, trigger_key) from a queryset of contact ids and one key for all."""
+    selected = contact_ids.query.values_select
+    if len(selected) != 1:
+        raise ValueError(
+            "queryset_source needs a queryset of one column: .values('id') or .values('contact_id')"
+        )
     sql, params = contact_ids.order_by().query.sql_with_params()
-    return f"SELECT q.*, %s AS trigger_key FROM ({sql}) AS q", [*params, trigger_key]
+    # The trigger key's parameter comes first in the statement, before the subquery's own.
+    return f"SELECT q.{selected[0]} AS contact_id, %s AS trigger_key FROM ({sql}) AS q", [
+        trigger_key,
+        *params,
+    ]
 
 
 def _reentry_sql(template: SopTemplate, now: datetime) -> tuple[str, list]:
