@@ -9,6 +9,7 @@ import json
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -70,12 +71,15 @@ def _reentry_sql(template: SopTemplate, now: datetime) -> tuple[str, list]:
         since = now - timedelta(days=template.reentry_days)
         return f"NOT EXISTS ({earlier} AND (prev.status = 'active' OR prev.enrolled_at > %s))", [
             template.pk,
-            since,
+            _dt(since),
         ]
     return f"NOT EXISTS ({earlier} AND prev.status = 'active')", [template.pk]
 
 
-def _insert_enrollments(template: SopTemplate, source: tuple[str, list], now: datetime, actor_id) -> int:
+def _enrollment_insert(
+    template: SopTemplate, source: tuple[str, list], now: datetime, actor_id
+) -> tuple[str, list]:
+    """INSERT … SELECT of the candidates who pass the re-entry policy and the audience (SQL, params)."""
     reentry, reentry_params = _reentry_sql(template, now)
     audience, audience_params = "", []
     if template.audience_id:
@@ -95,41 +99,66 @@ def _insert_enrollments(template: SopTemplate, source: tuple[str, list], now: da
         WHERE {reentry} {audience}
         ON CONFLICT DO NOTHING
     """
-    with connection.cursor() as cursor:
-        cursor.execute(
-            sql, [template.pk, _dt(now), actor_id, *source_params, *reentry_params, *audience_params]
-        )
-        return cursor.rowcount
+    return sql, [template.pk, _dt(now), actor_id, *source_params, *reentry_params, *audience_params]
 
 
-def _insert_first_touchpoints(template: SopTemplate, first: SopStep, now: datetime) -> None:
-    """The first step's touchpoint of every enrollment this call made (the template's enrollments stamped
-    `now`). Due times depend on the customer's zone: one CASE over the few zones among them."""
-    enrollment, contact = _table(Enrollment), _table(Contact)
-    zones = list(
-        Enrollment.objects.filter(template=template, enrolled_at=now)
-        .values_list("contact__time_zone", flat=True)
-        .distinct()
-    )
-    if not zones:
-        return
+def _due_case(first: SopStep, now: datetime, zones: list[str]) -> tuple[str, list]:
+    """The first step's due time per customer: a CASE over the zones among them (a zone PostgreSQL would not
+    know, or SQLite cannot compute, never reaches SQL: unknown names fall back in Python)."""
     cases, params = [], []
     for tz_name in zones:
         cases.append("WHEN %s THEN %s")
         params += [tz_name, _dt(step_due(first, enrolled_at=now, previous_sent_at=None, tz_name=tz_name))]
-    due = f"CASE c.time_zone {' '.join(cases)} END"
-    sql = f"""
-        INSERT INTO {_table(Touchpoint)} (enrollment_id, step_id, contact_id, template_id, status, due_at,
-            planned_at, transactional, assignee_id, rendered, attempts, deferrals, reason, error, sent_at,
-            finished_at, finished_by_id, outcome, note, claimed_at)
-        SELECT e.id, %s, e.contact_id, e.template_id, 'scheduled', {due}, {due}, %s, NULL, '', 0, 0, '', '',
-            NULL, NULL, NULL, '', '', NULL
-        FROM {enrollment} AS e JOIN {contact} AS c ON c.id = e.contact_id
-        WHERE e.template_id = %s AND e.enrolled_at = %s AND e.status = 'active'
-        ON CONFLICT DO NOTHING
-    """
+    fallback = _dt(step_due(first, enrolled_at=now, previous_sent_at=None, tz_name=settings.TIME_ZONE))
+    return f"CASE c.time_zone {' '.join(cases)} ELSE %s END", [*params, fallback]
+
+
+TOUCHPOINT_INSERT = """
+    INSERT INTO {table} (enrollment_id, step_id, contact_id, template_id, status, due_at, planned_at,
+        transactional, assignee_id, rendered, attempts, deferrals, reason, error, sent_at, finished_at,
+        finished_by_id, outcome, note, claimed_at)
+    SELECT e.id, %s, e.contact_id, %s, 'scheduled', {due}, {due}, %s, NULL, '', 0, 0, '', '', NULL, NULL,
+        NULL, '', '', NULL
+    FROM {enrollments} AS e JOIN {contact} AS c ON c.id = e.contact_id
+"""
+
+
+def _zones(source: tuple[str, list]) -> list[str]:
+    source_sql, params = source
     with connection.cursor() as cursor:
-        cursor.execute(sql, [first.pk, *params, *params, first.transactional, template.pk, _dt(now)])
+        cursor.execute(
+            f"SELECT DISTINCT c.time_zone FROM ({source_sql}) AS {CANDIDATES} "
+            f"JOIN {_table(Contact)} AS c ON c.id = {CANDIDATES}.contact_id",
+            params,
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _start(template: SopTemplate, first: SopStep, source, now: datetime, actor_id) -> int:
+    due, due_params = _due_case(first, now, _zones(source))
+    insert, insert_params = _enrollment_insert(template, source, now, actor_id)
+    head = [first.pk, template.pk, *due_params, *due_params, first.transactional]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # One statement: the new enrollments feed their first touchpoints directly (RETURNING), so
+            # nothing has to find them again by an index.
+            touch = TOUCHPOINT_INSERT.format(
+                table=_table(Touchpoint), due=due, enrollments="new", contact=_table(Contact)
+            )
+            cursor.execute(
+                f"WITH new AS ({insert} RETURNING id, contact_id) {touch}", [*insert_params, *head]
+            )
+            return cursor.rowcount
+        cursor.execute(insert, insert_params)
+        created = cursor.rowcount
+        touch = TOUCHPOINT_INSERT.format(
+            table=_table(Touchpoint), due=due, enrollments=_table(Enrollment), contact=_table(Contact)
+        )
+        cursor.execute(
+            f"{touch} WHERE e.template_id = %s AND e.enrolled_at = %s AND e.status = 'active' ON CONFLICT DO NOTHING",
+            [*head, template.pk, _dt(now)],
+        )
+        return created
 
 
 @transaction.atomic
@@ -142,12 +171,7 @@ def enrollments_start(
     first = template.steps.order_by("position").first()
     if first is None:
         return 0
-    now = now or timezone.now()
-    actor_id = getattr(actor, "pk", None)
-    created = _insert_enrollments(template, source, now, actor_id)
-    if created:
-        _insert_first_touchpoints(template, first, now)
-    return created
+    return _start(template, first, source, now or timezone.now(), getattr(actor, "pk", None))
 
 
 def enrollments_exit(enrollments: QuerySet, *, reason: str, now: datetime | None = None) -> int:
