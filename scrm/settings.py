@@ -101,6 +101,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.i18n",
                 "accounts.context_processors.roles",
+                "sop.context_processors.sop_nav",
             ],
             # {% partialdef %} everywhere without a {% load %} (htmx fragments, DESIGN.md).
             "builtins": ["template_partials.templatetags.partials"],
