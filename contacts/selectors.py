@@ -19,6 +19,7 @@ from accounts.roles import Role, role_of
 
 from .custom_fields import active_fields
 from .models import AuditEntry, Contact, ContactTag, CustomField, CustomFieldKind, Event, Note
+from .page_extensions import timeline_sources
 from .phones import InvalidPhone, normalise_phone, phone_search_digits
 
 
@@ -284,9 +285,10 @@ def estimate_total(qs: QuerySet[Contact], *, unfiltered: bool) -> Total:
 
 @dataclass
 class TimelineItem:
-    kind: str  # "event" | "note" | "audit"
+    kind: str  # "event" | "note" | "audit", or a registered source's name (contacts.page_extensions)
     at: object
     obj: object
+    template: str = ""  # a registered source's item template
 
 
 # Sources of the timeline, in tie-break order (higher first at the same instant).
@@ -294,19 +296,24 @@ _TIMELINE_SOURCES = (("event", 3), ("note", 2), ("audit", 1))
 
 
 def contact_timeline(contact: Contact, *, before: tuple | None, size: int = 20):
-    """Events, notes and audit entries of one contact, newest first, keyset-paginated.
+    """Events, notes and audit entries of one contact (and the sources other apps registered in
+    contacts.page_extensions), newest first, keyset-paginated.
 
     `before` is (timestamp, source rank, id) of the last item shown. Each source reads at most
-    size+1 rows from its "(contact, -time, -id)" index; the three are merged in Python.
+    size+1 rows from its "(contact, -time, -id)" index; the sources are merged in Python.
     """
     querysets = {
-        "event": (Event.objects.filter(contact=contact), "occurred_at"),
-        "note": (Note.objects.filter(contact=contact).select_related("author"), "created_at"),
-        "audit": (AuditEntry.objects.filter(contact=contact).select_related("actor"), "created_at"),
+        "event": (Event.objects.filter(contact=contact), "occurred_at", ""),
+        "note": (Note.objects.filter(contact=contact).select_related("author"), "created_at", ""),
+        "audit": (AuditEntry.objects.filter(contact=contact).select_related("actor"), "created_at", ""),
     }
+    sources = list(_TIMELINE_SOURCES)
+    for extra in timeline_sources():
+        querysets[extra.name] = (extra.queryset(contact), extra.time_field, extra.template)
+        sources.append((extra.name, extra.rank))
     merged = []
-    for name, rank in _TIMELINE_SOURCES:
-        qs, time_field = querysets[name]
+    for name, rank in sources:
+        qs, time_field, template = querysets[name]
         if before:
             at, before_rank, before_id = before
             if rank < before_rank:
@@ -317,7 +324,12 @@ def contact_timeline(contact: Contact, *, before: tuple | None, size: int = 20):
                 qs = qs.filter(**{f"{time_field}__lt": at})
         for obj in qs.order_by(f"-{time_field}", "-id")[: size + 1]:
             merged.append(
-                (getattr(obj, time_field), rank, obj.pk, TimelineItem(name, getattr(obj, time_field), obj))
+                (
+                    getattr(obj, time_field),
+                    rank,
+                    obj.pk,
+                    TimelineItem(name, getattr(obj, time_field), obj, template),
+                )
             )
     merged.sort(key=lambda item: item[:3], reverse=True)
     page = merged[:size]

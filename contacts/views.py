@@ -27,6 +27,7 @@ from .forms import (
 from .list_page import contact_list_context
 from .merging import probable_duplicates_of
 from .models import Tag, TagGroup, Tier
+from .page_extensions import detail_panels
 from .selectors import (
     contact_custom_values,
     contact_for_user,
@@ -145,6 +146,7 @@ def _detail_ctx(request, contact, **extra) -> dict:
         "note_form": NoteForm(),
         "record_form": blank_record_form() if request.user.has_perm("contacts.add_event") else None,
         "duplicates": probable_duplicates_of(request.user, contact),
+        "extra_panels": detail_panels(request, contact),
         **_timeline_ctx(contact),
         **extra,
     }
