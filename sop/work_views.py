@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 from . import work_services as services
 from .models import SopTemplate
 from .selectors import (
+    day_bounds,
     inbox_for,
     overdue_count,
     results_overview,
@@ -86,6 +87,7 @@ def _work(request, pk, service):
         getattr(messages, level)(request, result.message)
         return redirect("sop_inbox")
     task = task_for_user(request.user, pk)
+    task.overdue = task.due_at < day_bounds(request.user)[0]
     response = render(request, "sop/inbox.html#task", {"task": task})
     return _toast(response, result.message, level, **{"sop-task-changed": True})
 

@@ -1,6 +1,7 @@
 """Marking SOP tasks sent or skipped (conditional update, step actions, who may) and reassigning them."""
 
 import pytest
+from django.utils import translation
 
 from accounts.roles import Role
 from contacts.models import AuditEntry, ContactTag, Tag, TagGroup
@@ -34,7 +35,8 @@ def test_done_moves_open_to_done_once(task, operator):
     assert task.finished_by == operator and task.finished_at is not None
     assert task.outcome == "客户说谢谢"
     finished_at = task.finished_at
-    again = touchpoint_mark_done(actor=operator, touchpoint=task, outcome="second")
+    with translation.override("en"):
+        again = touchpoint_mark_done(actor=operator, touchpoint=task, outcome="second")
     assert not again.changed and "already" in again.message
     task.refresh_from_db()
     assert task.outcome == "客户说谢谢" and task.finished_at == finished_at
