@@ -186,3 +186,28 @@ def test_message_is_escaped(role_client, template, contact):
     open_task(template, contact, rendered="<script>alert(1)</script>")
     html = role_client("operator").get(reverse("sop_inbox")).content.decode()
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
+
+
+def test_inbox_queries_do_not_grow_with_tasks(
+    client, template, operator, tag, tier, django_assert_max_num_queries
+):
+    from contacts.models import ContactTag as CT
+
+    def add(n):
+        for i in range(n):
+            person = Contact.objects.create(
+                name=f"客户{i}{Contact.objects.count()}", owner=operator, tier=tier
+            )
+            CT.objects.create(contact=person, tag=tag)
+            open_task(template, person, rendered="您好")
+
+    client.force_login(operator)
+    add(2)
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as few:
+        client.get(reverse("sop_inbox"))
+    add(15)
+    with django_assert_max_num_queries(len(few)):
+        assert len(client.get(reverse("sop_inbox")).context["today"][0].tasks) == 17
