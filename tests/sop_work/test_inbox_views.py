@@ -211,3 +211,12 @@ def test_inbox_queries_do_not_grow_with_tasks(
     add(15)
     with django_assert_max_num_queries(len(few)):
         assert len(client.get(reverse("sop_inbox")).context["today"][0].tasks) == 17
+
+
+def test_a_task_from_a_deactivated_owner_says_why(role_client, template, contact, manager):
+    task = open_task(template, contact, assignee=manager, rendered="您好")
+    Touchpoint.objects.filter(pk=task.pk).update(note="owner_deactivated")
+    html = role_client("manager").get(reverse("sop_inbox"), **EN).content.decode()
+    assert "owner was deactivated" in html
+    html = role_client("manager").get(reverse("sop_team"), {"show": "open"}, **EN).content.decode()
+    assert "owner deactivated" in html
