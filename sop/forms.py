@@ -20,7 +20,7 @@ class TriggerSelect(forms.Select):
         option = super().create_option(name, value, label, selected, index, subindex, attrs)
         if value in FUTURE_TRIGGERS:
             option["attrs"]["disabled"] = True
-            option["label"] = f"{label} · {_('coming with the loyalty/churn app')}"
+            option["label"] = _("%(trigger)s · coming with the loyalty/churn app") % {"trigger": label}
         return option
 
 
@@ -34,9 +34,9 @@ class TagChoiceField(forms.ModelChoiceField):
 
 
 class TemplateForm(forms.ModelForm):
-    trigger_tag = TagChoiceField(queryset=Tag.objects.none(), required=False, label=_("tag"))
+    trigger_tag = TagChoiceField(queryset=Tag.objects.none(), required=False, label=_("Tag"))
     exit_tag = TagChoiceField(
-        queryset=Tag.objects.none(), required=False, label=_("exit when this tag is added")
+        queryset=Tag.objects.none(), required=False, label=_("Exit when this tag is added")
     )
 
     class Meta:
@@ -73,7 +73,7 @@ class TemplateForm(forms.ModelForm):
 
 
 class StepForm(forms.ModelForm):
-    channel = forms.ChoiceField(label=_("channel"), choices=())
+    channel = forms.ChoiceField(label=_("Channel"), choices=())
     config_subject = forms.CharField(label=_("Email subject"), required=False, max_length=300)
     config_url = forms.CharField(label=_("Webhook URL"), required=False, max_length=500)
     config_secret = forms.CharField(
@@ -81,9 +81,9 @@ class StepForm(forms.ModelForm):
         help_text=_("At least 16 characters; the receiver checks the X-SCRM-Signature header with it."),
     )  # fmt: skip
     action_add_tag = TagChoiceField(
-        queryset=Tag.objects.none(), required=False, label=_("when done, add tag")
+        queryset=Tag.objects.none(), required=False, label=_("When done, add tag")
     )
-    jump_to = forms.TypedChoiceField(label=_("jump to step"), coerce=int, required=False, empty_value=None)
+    jump_to = forms.TypedChoiceField(label=_("Jump to step"), coerce=int, required=False, empty_value=None)
 
     class Meta:
         model = SopStep
