@@ -22,7 +22,7 @@ from segments.selectors import segments_visible_to
 
 from .channels import get_channel
 from .content import content_errors
-from .enrollment import enrollments_exit, enrollments_start
+from .enrollment import enrollments_exit, enrollments_start, queryset_source
 from .models import (
     FUTURE_TRIGGERS,
     MAX_OFFSET_DAYS,
@@ -191,16 +191,6 @@ def template_problems(template: SopTemplate) -> list[str]:
     return problems
 
 
-def ids_source(contact_ids: QuerySet, trigger_key: str) -> tuple[str, list]:
-    """SQL rows (contact_id, trigger_key) for enrollments_start from a queryset with a contact_id column.
-
-    Like sop.enrollment.queryset_source, which puts the key's parameter after the subquery's although its
-    placeholder comes first (the key lands in the subquery's WHERE; see tests/sop/test_template_services.py,
-    test_queryset_source_binds_parameters_in_order). Use that one again once it is fixed."""
-    sql, params = contact_ids.order_by().query.sql_with_params()
-    return f"SELECT q.contact_id AS contact_id, %s AS trigger_key FROM ({sql}) AS q", [trigger_key, *params]
-
-
 def segment_trigger_members(template: SopTemplate) -> QuerySet:
     """The current members of a segment_entered template's segment (what activation may enroll)."""
     if template.trigger != Trigger.SEGMENT_ENTERED or not template.trigger_segment_id:
@@ -222,7 +212,7 @@ def template_activate(*, actor, template: SopTemplate, enroll_current: bool = Fa
     enrolled = 0
     if enroll_current and template.trigger == Trigger.SEGMENT_ENTERED:
         members = segment_trigger_members(template).values("contact_id")
-        source = ids_source(members, f"start:{now.isoformat()}")
+        source = queryset_source(members, f"start:{now.isoformat()}")
         enrolled = enrollments_start(template=template, source=source, actor=actor, now=now)
     audit_record(actor=actor, action="sop_template.activated", obj=template,
                  after={"enroll_current": enroll_current, "enrolled": enrolled})  # fmt: skip
@@ -410,8 +400,8 @@ def template_enroll(
     if not template.active:
         raise ValidationError(_("Only an active template takes customers; activate it first."))
     now = now or timezone.now()
-    visible = contacts_visible_to(actor).filter(pk__in=contact_ids).values(contact_id=F("pk"))
-    source = ids_source(visible, f"manual:{now.isoformat()}")
+    visible = contacts_visible_to(actor).filter(pk__in=contact_ids).values("id")
+    source = queryset_source(visible, f"manual:{now.isoformat()}")
     enrolled = enrollments_start(template=template, source=source, actor=actor, now=now)
     audit_record(actor=actor, action="sop_template.enrolled", obj=template, after={"enrolled": enrolled})
     return enrolled

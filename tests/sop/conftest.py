@@ -1,12 +1,11 @@
 """SOP fixtures: templates with steps, segments with members."""
 
 import pytest
-from django.db import connection
-from django.utils import timezone, translation
+from django.utils import translation
 
 from contacts.models import Contact
 from segments.models import Segment, SegmentKind, SegmentMembership
-from sop.models import Enrollment, SopStep, SopTemplate, Touchpoint, Trigger
+from sop.models import SopStep, SopTemplate, Trigger
 
 
 def add_step(template, position=None, **fields):
@@ -47,19 +46,3 @@ def english():
     """Messages are compared in English (the default language is zh-hans once the catalog has them)."""
     with translation.override("en"):
         yield
-
-
-# sop.enrollment writes enrolled_at through a raw cursor; on SQLite an aware datetime is stored as text with
-# "+00:00", and the ORM's enrolled_at=now lookup (no suffix) then finds nothing, so no first touchpoint is
-# written. Reported to the lead; tests that need the touchpoints on SQLite add them with this helper.
-SQLITE_FIRST_TOUCH_BUG = connection.vendor == "sqlite"
-
-
-def ensure_first_touchpoints(template) -> None:
-    first = template.steps.order_by("position").first()
-    now = timezone.now()
-    for enrollment in Enrollment.objects.filter(template=template, status="active"):
-        Touchpoint.objects.get_or_create(
-            enrollment=enrollment, step=first,
-            defaults={"contact_id": enrollment.contact_id, "template": template, "due_at": now, "planned_at": now},
-        )  # fmt: skip

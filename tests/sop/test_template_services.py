@@ -23,7 +23,7 @@ from sop.models import (
     Trigger,
 )
 
-from .conftest import SQLITE_FIRST_TOUCH_BUG, add_step, ensure_first_touchpoints
+from .conftest import add_step
 
 
 def _messages(error: ValidationError) -> dict[str, list[str]]:
@@ -192,9 +192,6 @@ def test_activate_with_enroll_current_enrolls_exactly_the_members(
     assert all(e.trigger_key.startswith("start:") and e.enrolled_by == admin_user for e in enrollments)
 
 
-@pytest.mark.xfail(
-    SQLITE_FIRST_TOUCH_BUG, strict=True, reason="sop.enrollment: enrolled_at text mismatch on SQLite"
-)
 def test_activate_with_enroll_current_makes_first_touchpoints(admin_user, segment):
     template = save(admin_user, trigger=Trigger.SEGMENT_ENTERED, trigger_segment=segment)
     add_step(template, offset_kind=OffsetKind.HOURS_AFTER, offset_hours=2)
@@ -218,7 +215,6 @@ def test_deactivate_exits_runs_and_skips_pending(admin_user, sop_template, conta
     sop_template.refresh_from_db()
     ids = Contact.objects.filter(pk__in=[contact.pk, other_contact.pk]).values("id")
     assert services.template_enroll(actor=admin_user, template=sop_template, contact_ids=ids) == 2
-    ensure_first_touchpoints(sop_template)
     assert services.template_deactivate(actor=admin_user, template=sop_template) == 2
     sop_template.refresh_from_db()
     assert not sop_template.active
@@ -316,7 +312,6 @@ def test_step_delete_refused_with_touchpoints(admin_user, sop_template, contact)
     services.template_enroll(
         actor=admin_user, template=sop_template, contact_ids=Contact.objects.values("id")
     )
-    ensure_first_touchpoints(sop_template)
     with pytest.raises(ValidationError) as caught:
         services.step_delete(actor=admin_user, step=sop_template.steps.get(position=1))
     assert "lose that history" in caught.value.messages[0]
@@ -423,9 +418,6 @@ def test_enroll_respects_visibility(
     assert services.template_enroll(actor=manager, template=sop_template, contact_ids=everyone) == 2
 
 
-@pytest.mark.xfail(
-    SQLITE_FIRST_TOUCH_BUG, strict=True, reason="sop.enrollment: enrolled_at text mismatch on SQLite"
-)
 def test_enroll_makes_first_touchpoints(admin_user, sop_template, contact):
     services.template_activate(actor=admin_user, template=sop_template)
     sop_template.refresh_from_db()
@@ -497,10 +489,9 @@ def test_settings_validation(admin_user, over, field):
     assert field in _messages(caught.value)
 
 
-# --- bugs in the foundation (sop/enrollment.py, not ours to change) ---------------------------------------
+# --- the enrollment functions as the admin side uses them -------------------------------------------------
 
 
-@pytest.mark.xfail(SQLITE_FIRST_TOUCH_BUG, strict=True, reason="enrolled_at is stored as text with +00:00")
 def test_enrollments_start_writes_first_touchpoints(sop_template, contact):
     from sop.enrollment import enrollments_start, pairs_source
 
@@ -508,9 +499,6 @@ def test_enrollments_start_writes_first_touchpoints(sop_template, contact):
     assert Touchpoint.objects.filter(contact=contact).count() == 1
 
 
-@pytest.mark.xfail(
-    strict=True, reason="queryset_source binds the trigger key after the subquery's parameters"
-)
 def test_queryset_source_binds_parameters_in_order(admin_user, sop_template, segment):
     from sop.enrollment import enrollments_start, queryset_source
 
