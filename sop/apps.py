@@ -37,3 +37,7 @@ class SopConfig(AppConfig):
 
     def ready(self) -> None:
         _register_contact_page()
+        # The contact list's bulk bar gets "Enroll in SOP…" (managers and admins; the template checks).
+        from contacts.list_scopes import register_bulk_template
+
+        register_bulk_template("sop/_enroll_selection.html")
