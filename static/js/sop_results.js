@@ -21,11 +21,13 @@
         name: data.series,
         type: "funnel",
         sort: "none",
-        left: "10%", right: "10%", top: 10, bottom: 10,
+        // Labels beside the bars, in the page's text colour: inside a narrow bar they were unreadable.
+        left: "5%", right: "38%", top: 10, bottom: 10,
         min: 0, max: top,
-        minSize: "8%",
+        minSize: "4%",
         gap: 3,
-        label: { show: true, position: "inside", formatter: "{b}: {c}" },
+        label: { show: true, position: "right", color: "#212529", formatter: "{b}: {c}" },
+        labelLine: { show: true, length: 12 },
         data: data.funnel,
       }],
     };
