@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from ..data import Dataset
 from ..runner import Result
-from . import contacts, events, imports, segments
+from . import contacts, events, imports, segments, sop
 
 Scenario = Callable[..., list[Result]]
 
@@ -17,6 +17,7 @@ SCENARIOS: dict[str, Scenario] = {
     "events": events.run,  # starts gunicorn and a Celery worker (see its docstring)
     "import": imports.run,  # own_data: builds its own file and contacts (see its docstring)
     "segments": segments.run,
+    "sop": sop.run,
 }
 
 
