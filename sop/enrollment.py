@@ -64,6 +64,12 @@ def queryset_source(contact_ids: QuerySet, trigger_key: str) -> tuple[str, list]
 
 def _reentry_sql(template: SopTemplate, now: datetime) -> tuple[str, list]:
     enrollment = _table(Enrollment)
+    if not Enrollment.objects.filter(template=template).exists():
+        # A template's first enrollments have nothing to re-enter. Leaving the anti-join out matters: planned
+        # against statistics that say the table is empty (autovacuum's, before a first big enrollment), it
+        # scans sop_enrollment once per candidate and meets this statement's own new rows — quadratic
+        # (1M members of a segment: not finished after 18 minutes).
+        return "TRUE", []
     earlier = f"SELECT 1 FROM {enrollment} AS prev WHERE prev.template_id = %s AND prev.contact_id = {CANDIDATES}.contact_id"
     if template.reentry == Reentry.ONCE:
         return f"NOT EXISTS ({earlier})", [template.pk]
