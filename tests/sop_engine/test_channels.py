@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
+from django.utils import translation
 
 from contacts.models import Contact
 from sop.channels import get_channel
@@ -90,13 +91,20 @@ def test_webhook_retries_with_backoff_then_delivers_signed_with_one_key(contact)
     assert second.due_at == touchpoint.sent_at + timedelta(hours=1)
 
 
+@pytest.fixture
+def english():
+    """The reason is written in the worker's language; these expectations are in English."""
+    with translation.override("en"):
+        yield
+
+
 @pytest.mark.parametrize(
     ("codes", "delay", "reason"),
     [([500], 0.0, "HTTP 500: status 500"), ([200], 1.5, "No answer within 0.3 s")],
     ids=["always-500", "timeout"],
 )
 def test_webhook_fails_after_max_attempts_with_the_reason_and_the_sequence_goes_on(
-    contact, settings, codes, delay, reason
+    contact, settings, codes, delay, reason, english
 ):
     settings.SOP_WEBHOOK_TIMEOUT_SECONDS = 0.3
     attempts = WEBHOOK.max_attempts
