@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -54,7 +55,10 @@ def queryset_source(contact_ids: QuerySet, trigger_key: str) -> tuple[str, list]
         raise ValueError(
             "queryset_source needs a queryset of one column: .values('id') or .values('contact_id')"
         )
-    sql, params = contact_ids.order_by().query.sql_with_params()
+    try:
+        sql, params = contact_ids.order_by().query.sql_with_params()
+    except EmptyResultSet:  # .none(), or id__in=[]: a source of no rows
+        return "SELECT CAST(NULL AS BIGINT) AS contact_id, CAST(NULL AS TEXT) AS trigger_key WHERE 1 = 0", []
     # The trigger key's parameter comes first in the statement, before the subquery's own.
     return f"SELECT q.{selected[0]} AS contact_id, %s AS trigger_key FROM ({sql}) AS q", [
         trigger_key,
@@ -141,7 +145,10 @@ def _zones(source: tuple[str, list]) -> list[str]:
 
 
 def _start(template: SopTemplate, first: SopStep, source, now: datetime, actor_id) -> int:
-    due, due_params = _due_case(first, now, _zones(source))
+    zones = _zones(source)
+    if not zones:  # no candidate is a contact: nothing to enroll (and a CASE needs at least one WHEN)
+        return 0
+    due, due_params = _due_case(first, now, zones)
     insert, insert_params = _enrollment_insert(template, source, now, actor_id)
     head = [first.pk, template.pk, *due_params, *due_params, first.transactional]
     with connection.cursor() as cursor:

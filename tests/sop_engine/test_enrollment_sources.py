@@ -75,3 +75,21 @@ def test_first_enrollment_into_a_new_template_never_scans_the_enrollment_table_p
 
     assert enrolled == len(contacts) == Touchpoint.objects.filter(template=template).count()
     assert len(plans) == 1 and "Seq Scan on sop_enrollment" not in plans[0], plans
+
+
+def test_enrolling_an_empty_selection_enrolls_nobody_without_an_error(db):
+    from contacts.models import Contact
+    from sop.enrollment import enrollments_start, queryset_source
+    from sop.models import Enrollment
+
+    from .helpers import make_template
+
+    template = make_template(steps=[{"day": 0, "at": "10:00"}])
+    for nobody in (
+        Contact.objects.none(),
+        Contact.objects.filter(pk__in=[]),
+        Contact.objects.filter(name="无人"),
+    ):
+        source = queryset_source(nobody.values("id"), "manual:empty")
+        assert enrollments_start(template=template, source=source) == 0
+    assert not Enrollment.objects.exists()
