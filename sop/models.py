@@ -1,5 +1,11 @@
 """1v1 SOP: admin-made touchpoint sequences (SopTemplate, SopStep), run per customer (Enrollment).
 
+Foreign keys inside this app (enrollment -> template, touchpoint -> enrollment / step / template, delivery ->
+touchpoint) have no database constraint: SOP rows are only ever deleted through the ORM, which collects the
+cascade itself, and each constraint is a trigger that fires for every row written — at a million enrollments
+the checks were a third of the work (docs/benchmarks.md, sop). References that leave the app (contacts, users)
+keep theirs: those parents are deleted by other apps.
+
 Touchpoints are an outbox (DESIGN.md): one Touchpoint row per enrollment and step is the truth about what
 is due, when and what became of it; the dispatcher (sop.dispatch) claims due rows every minute with
 SELECT … FOR UPDATE SKIP LOCKED and records every attempt as a Delivery. No Celery ETA per touchpoint.
@@ -219,7 +225,7 @@ class Enrollment(models.Model):
 
     # Served by the (template, contact, trigger_key) unique index, as are a template's counts.
     template = models.ForeignKey(
-        SopTemplate, on_delete=models.CASCADE, related_name="enrollments", db_index=False
+        SopTemplate, on_delete=models.CASCADE, related_name="enrollments", db_index=False, db_constraint=False
     )
     # SET_NULL, not CASCADE: a deleted customer's enrollment stays in the results, exited with its reason.
     contact = models.ForeignKey(
@@ -286,12 +292,12 @@ class SkipReason(models.TextChoices):
 
 class Touchpoint(models.Model):
     enrollment = models.ForeignKey(
-        Enrollment, on_delete=models.CASCADE, related_name="touchpoints", db_index=False
+        Enrollment, on_delete=models.CASCADE, related_name="touchpoints", db_index=False, db_constraint=False
     )  # served by the (enrollment, step) unique index
-    step = models.ForeignKey(SopStep, on_delete=models.CASCADE, related_name="touchpoints", db_index=False)
-    # Copies of enrollment.contact / step.template, so the cap, the inbox and the results need no join. No
-    # database constraint on the copies (the ORM still nulls / deletes them): each FK check costs every
-    # touchpoint written (measured: 2 of 6 checks were 0.45 s of an enrollment of 20,000).
+    step = models.ForeignKey(
+        SopStep, on_delete=models.CASCADE, related_name="touchpoints", db_index=False, db_constraint=False
+    )
+    # Copies of enrollment.contact / step.template, so the cap, the inbox and the results need no join.
     contact = models.ForeignKey(
         Contact,
         null=True,
@@ -363,7 +369,7 @@ class Delivery(models.Model):
         FAILED = "failed", _("Failed")
 
     touchpoint = models.ForeignKey(
-        Touchpoint, on_delete=models.CASCADE, related_name="deliveries", db_index=False
+        Touchpoint, on_delete=models.CASCADE, related_name="deliveries", db_index=False, db_constraint=False
     )  # served by the (touchpoint, attempt) unique index
     attempt = models.PositiveSmallIntegerField()
     channel = models.CharField(max_length=20)
