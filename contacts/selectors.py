@@ -42,6 +42,12 @@ def contacts_visible_to(user) -> QuerySet[Contact]:
     return Contact.objects.none()
 
 
+def sees_every_contact(user) -> bool:
+    """Whether contacts_visible_to(user) is the whole table, unfiltered (an admin): then a count over
+    another table's foreign key to contacts is a count of contacts this user sees."""
+    return not contacts_visible_to(user).query.has_filters()
+
+
 def contact_for_user(user, pk) -> Contact:
     """The contact if `user` may see it, else 404 (never 403: existence is not disclosed)."""
     return get_object_or_404(contacts_visible_to(user).select_related("owner", "tier"), pk=pk)

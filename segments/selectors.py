@@ -1,7 +1,7 @@
 """Reads of segments that views, the API and other apps reuse: who may see or change which segment, its
 members as a user sees them, and its size history."""
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from django.http import Http404
@@ -11,9 +11,10 @@ from django.utils.translation import gettext as _
 
 from accounts.roles import Role, is_manager_or_admin, role_of
 from contacts.models import Contact
-from contacts.selectors import contacts_visible_to
+from contacts.selectors import contacts_visible_to, sees_every_contact
 
 from .models import Segment, SegmentMembership, SegmentSize
+from .rules import compile_tree, count_alone
 
 
 def segments_visible_to(user) -> QuerySet[Segment]:
@@ -46,6 +47,23 @@ def segment_for_change(user, pk) -> Segment:
     if not can_change_segment(user, segment):
         raise Http404
     return segment
+
+
+def rule_count(user, definition, *, now: datetime | None = None) -> int:
+    """How many of the contacts `user` sees the rule selects: the builder's live count (and what `bench
+    segments` measures). Validates like compile_tree (RuleError).
+
+    For a user who sees every contact and a rule that is one condition able to count itself without the
+    contacts table (rules.count_alone: "spent ≥ 200 in 90 days" counts the window's events grouped by
+    contact), that count; otherwise the compiled rule's. Both are the same number (tests/segments/
+    test_rule_count.py); the first skips the semi-join that probes the contacts' primary key once per member
+    (docs/benchmarks.md, segments)."""
+    now = timezone.now() if now is None else now
+    if sees_every_contact(user):
+        alone = count_alone(definition, now=now)
+        if alone is not None:
+            return alone.count()
+    return contacts_visible_to(user).filter(compile_tree(definition, now=now)).count()
 
 
 def segment_members(user, segment: Segment) -> QuerySet[Contact]:

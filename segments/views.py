@@ -27,6 +27,7 @@ from .rules import RuleError, compile_tree, describe_tree, field_choices, valida
 from .rules.events import COMPARISONS, MEASURES
 from .selectors import (
     can_change_segment,
+    rule_count,
     segment_for_change,
     segment_for_user,
     segment_members,
@@ -270,9 +271,10 @@ def _preview(user, tree: dict, segment: Segment | None) -> dict:
     if error is not None:
         location = builder.error_location(error)
         return {"error": error, "error_node": location[0], "node_ids": node_ids}
-    matching = contacts_visible_to(user).filter(compile_tree(validate_tree(tree)))
+    now = timezone.now()
+    matching = contacts_visible_to(user).filter(compile_tree(tree, now=now))
     return {
-        "count": matching.count(),
+        "count": rule_count(user, tree, now=now),
         "sample": matching.select_related("tier", "owner").order_by("-id")[:SAMPLE_SIZE],
         "words": describe_tree(validate_tree(tree)),
         "node_ids": node_ids,

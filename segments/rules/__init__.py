@@ -9,6 +9,7 @@ described in words.
     ]}
     cleaned = validate_tree(tree)                       # or RuleError(.path, .message)
     Contact.objects.filter(compile_tree(cleaned))       # one query; no per-contact Python
+    count_alone(cleaned)                                # a cheaper count, for a lone condition, or None
     describe_tree(cleaned)                              # "all of: tier rank is at least 3; …"
 
 Condition types (each a class in this package, registered with @register):
@@ -34,7 +35,7 @@ from .base import Condition, RuleError
 from .fields import field_choices
 from .membership import referenced_segments
 from .registry import condition_types, get_condition, register, unregister
-from .tree import MAX_CHILDREN, MAX_DEPTH, compile_tree, describe_tree, validate_tree
+from .tree import MAX_CHILDREN, MAX_DEPTH, compile_tree, count_alone, describe_tree, validate_tree
 
 __all__ = [
     "MAX_CHILDREN",
@@ -43,6 +44,7 @@ __all__ = [
     "RuleError",
     "compile_tree",
     "condition_types",
+    "count_alone",
     "describe_tree",
     "field_choices",
     "get_condition",

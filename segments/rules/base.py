@@ -11,7 +11,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from django.db.models import Model, Q
+from django.db.models import Model, Q, QuerySet
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
 
@@ -247,6 +247,16 @@ class Condition:
       asked about those contacts; without it the Q must hold for every contact.
     - describe(node) -> a phrase in the active language; must not fail on a node that was valid when saved,
       even if rows it names have since been deleted.
+
+    And may implement:
+
+    - count_alone(node, *, now) -> a query (values of one column) with exactly one row per contact the
+      condition selects, read from another table without reading contacts, or None (the default) when it
+      has none. Used only to count a rule that is this condition alone, for a user who sees every contact
+      (segments.selectors.rule_count): the count is then that of the query, with no probe of the contacts
+      per member. It must be exact: each row one distinct contact (GROUP BY it), each a contact that exists
+      (the column a non-null foreign key to Contact), and no contact the condition selects left out (so
+      never a condition that selects contacts without rows in that table).
     """
 
     type: ClassVar[str]
@@ -260,3 +270,6 @@ class Condition:
 
     def describe(self, node: dict) -> str:
         raise NotImplementedError
+
+    def count_alone(self, node: dict, *, now: datetime) -> QuerySet | None:
+        return None

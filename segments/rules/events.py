@@ -25,8 +25,16 @@ every worker computes the whole aggregate again. At 1M contacts / 9.9M events, "
 (110k contacts), with the window read from a covering (kind, occurred_at) INCLUDE (contact_id, amount)
 index, took 250–350 ms this way and 610 ms as a bare IN; the hand-written count of the grouped events
 alone (no contacts read) 150–220 ms: the ~95 ms between them is the probe of each passing contact.
-Through the plain (kind, occurred_at) index each purchase costs a heap fetch: ~850 ms either way.
-Counts use COUNT(*), not of the id, so the covering index serves them too.
+Through the plain (kind, occurred_at) index each purchase costs a heap fetch: ~850 ms either way; the index
+is covering since contacts migration 0011. Counts use COUNT(*), not of the id, so the covering index serves
+them too.
+
+Counting without the probe: when this condition is a whole rule and only contacts with events in the window
+pass, `count_alone` offers the passing totals themselves; segments.selectors.rule_count counts them for a
+user who sees every contact (SELECT count(*) FROM (… GROUP BY contact_id HAVING …), the hand-written
+statement). Exact, as each row is one contact_id and Event.contact is a non-null foreign key: only inside a
+transaction that deleted a contact's row but not yet its events (the constraint is deferred to the commit)
+could the two disagree, and Django deletes the events first.
 
 With `among` (an incremental refresh: the Q is only asked about those contacts) the total is instead a
 subquery correlated on the contact, one probe of the (contact, occurred_at) index per contact. A window
@@ -87,6 +95,18 @@ def _totals(node: dict, now: datetime) -> QuerySet:
     return per_contact.annotate(total=Coalesce(_total(node), _zero(node), output_field=_MONEY))
 
 
+def _value(node: dict) -> int | Decimal:
+    return int(node["value"]) if node["measure"] == "count" else Decimal(node["value"])
+
+
+def _passing(node: dict, now: datetime) -> QuerySet | None:
+    """contact_id of each contact whose total passes, or None when a total of 0 passes ("< 1", "≤ 100"):
+    then contacts without such events pass too, and no query over events alone can list them."""
+    if _PASSES[node["op"]](0, _value(node)):
+        return None
+    return _totals(node, now).filter(**{f"total__{_LOOKUPS[node['op']]}": _value(node)}).values("contact_id")
+
+
 def _own_total(node: dict, now: datetime) -> Coalesce:
     """The contact's own total over the window (0 without such events), as a subquery correlated on the
     contact: one probe of the (contact, occurred_at) index per contact."""
@@ -113,15 +133,19 @@ class EventsCondition(Condition):
         return {"type": self.type, "kind": kind, "measure": measure, "op": op, "value": value, "days": days}
 
     def to_q(self, node: dict, *, now: datetime, among: Sequence[int] | None = None) -> Q:
-        value = int(node["value"]) if node["measure"] == "count" else Decimal(node["value"])
         if among is not None:
-            return Q(_COMPARE[node["op"]](_own_total(node, now), value))
-        passes = {f"total__{_LOOKUPS[node['op']]}": value}
-        if _PASSES[node["op"]](0, value):
+            return Q(_COMPARE[node["op"]](_own_total(node, now), _value(node)))
+        passing = _passing(node, now)
+        if passing is None:
+            passes = {f"total__{_LOOKUPS[node['op']]}": _value(node)}
             failing = _totals(node, now).exclude(**passes).values("contact_id")
             return ~Q(pk__in=failing)
-        passing = _totals(node, now).filter(**passes).order_by("contact_id").values("contact_id")
-        return Q(pk__in=passing[:_ALL_ROWS])
+        return Q(pk__in=passing.order_by("contact_id")[:_ALL_ROWS])
+
+    def count_alone(self, node: dict, *, now: datetime) -> QuerySet | None:
+        """The grouped window itself, when only contacts with events there pass (see base.Condition): one
+        row per contact (GROUP BY contact_id), each a contact (Event.contact is a non-null foreign key)."""
+        return _passing(node, now)
 
     def describe(self, node: dict) -> str:
         days = node.get("days", 0)

@@ -12,7 +12,7 @@ from functools import reduce
 from operator import and_, or_
 from typing import Any
 
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
@@ -98,6 +98,23 @@ def _compile(node: dict, now: datetime, among: Sequence[int] | None) -> Q:
     # Conditions keep their Q an exact complement under NOT (see base.Condition), so "none" is.
     combined = reduce(or_, parts)
     return combined if node["match"] == "any" else ~combined
+
+
+def count_alone(tree: Any, *, now: datetime | None = None) -> QuerySet | None:
+    """A query whose row count is the number of contacts the tree selects, read without the contacts
+    table, or None: only for a tree that is one condition alone (in groups of "all" or "any" of one child
+    each) whose type offers one (Condition.count_alone; e.g. "spent ≥ 200 in 90 days" counts the grouped
+    events). It counts every contact, so it serves only a user who sees them all. Validates like
+    compile_tree (RuleError)."""
+    now = timezone.now() if now is None else now
+    if timezone.is_naive(now):
+        raise ValueError("count_alone needs an aware datetime for now")
+    node = validate_tree(tree)
+    while node["type"] == GROUP and node["match"] in ("all", "any") and len(node["children"]) == 1:
+        node = node["children"][0]
+    if node["type"] == GROUP:
+        return None
+    return get_condition(node["type"]).count_alone(node, now=now)
 
 
 def describe_tree(tree: Any) -> str:

@@ -2,13 +2,16 @@
 refresh, duplicate, share, delete, bulk actions on all members — and who may reach each."""
 
 import re
+from datetime import timedelta
+from decimal import Decimal
 from html.parser import HTMLParser
 
 import pytest
 from django.http import QueryDict
 from django.urls import reverse
+from django.utils import timezone
 
-from contacts.models import Contact, ContactTag, TagGroup
+from contacts.models import Contact, ContactTag, Event, TagGroup
 from segments.builder import tree_from_form
 from segments.models import Segment, SegmentBulkJob, SegmentMembership
 from segments.rules import validate_tree
@@ -145,6 +148,23 @@ def test_preview_counts_only_the_contacts_the_user_sees(role_client, people):
     manager_view = role_client("manager").post(reverse("segment_preview"), form, **EN)
     assert _count(manager_view) == 2
     assert "甲" in manager_view.content.decode() and "city is “上海”" in manager_view.content.decode()
+
+
+def test_preview_counts_a_lone_event_rule_for_each_role(role_client, people):
+    """An admin's count of "spent ≥ 200 in 90 days" comes from the grouped events (rule_count's shortcut);
+    everyone else's from the compiled filter over the contacts they see. Both count the same buyers."""
+    for n, (person, amount) in enumerate(zip(people, ["250.00", "300.00", "99.00"], strict=True)):
+        Event.objects.create(
+            contact=person, kind="purchase", occurred_at=timezone.now() - timedelta(days=3),
+            amount=Decimal(amount), source="ui", idempotency_key=f"preview-{n}",
+        )  # fmt: skip
+    tree = {"type": "group", "match": "all", "children": [
+        {"type": "events", "kind": "purchase", "measure": "sum", "op": "gte", "value": "200", "days": 90}]}  # fmt: skip
+    counts = {
+        role: _count(role_client(role).post(reverse("segment_preview"), _flat(tree), **EN))
+        for role in ("admin", "manager", "operator", "other")
+    }
+    assert counts == {"admin": 2, "manager": 2, "operator": 1, "other": 1}
 
 
 def _count(response) -> int:
