@@ -48,6 +48,7 @@ from decimal import Decimal
 from operator import eq as equal
 from operator import ge, gt, le, lt
 
+from django.db import connection
 from django.db.models import Count, DecimalField, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, Round
 from django.db.models.lookups import Exact, GreaterThan, GreaterThanOrEqual, LessThan, LessThanOrEqual
@@ -78,9 +79,12 @@ def _window(node: dict, now: datetime) -> QuerySet:
 
 def _total(node: dict):
     """The aggregate over a contact's events: COUNT(*) (not of the id, which the covering index lacks), or
-    the amounts' sum rounded to cents: amounts have two places, and SQLite adds them as binary floats
-    (0.10 + 0.20 = 0.30000000000000004); PostgreSQL's numeric is exact either way."""
-    return Count("*") if node["measure"] == "count" else Round(Sum("amount"), 2)
+    the amounts' sum. Amounts have two places; SQLite adds them as binary floats (0.10 + 0.20 =
+    0.30000000000000004), so there the sum is rounded to cents. PostgreSQL's numeric sum is exact already,
+    and a ROUND per contact is ~10% of a 125k-contact window count."""
+    if node["measure"] == "count":
+        return Count("*")
+    return Sum("amount") if connection.vendor == "postgresql" else Round(Sum("amount"), 2)
 
 
 def _zero(node: dict) -> Value:
@@ -104,7 +108,9 @@ def _passing(node: dict, now: datetime) -> QuerySet | None:
     then contacts without such events pass too, and no query over events alone can list them."""
     if _PASSES[node["op"]](0, _value(node)):
         return None
-    return _totals(node, now).filter(**{f"total__{_LOOKUPS[node['op']]}": _value(node)}).values("contact_id")
+    # No COALESCE: a total of 0 fails here, and so does a NULL sum (a window of events without amounts).
+    per_contact = _window(node, now).values("contact_id").annotate(total=_total(node))
+    return per_contact.filter(**{f"total__{_LOOKUPS[node['op']]}": _value(node)}).values("contact_id")
 
 
 def _own_total(node: dict, now: datetime) -> Coalesce:

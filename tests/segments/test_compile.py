@@ -83,10 +83,28 @@ def test_the_whole_tree_is_one_query(db, tag, tier, manager):
     assert len(queries) == 1
 
 
-def test_sets_of_rows_stay_in_sql(db, tier, manager):
+def test_a_team_stays_in_sql_and_a_rank_range_becomes_tier_ids(db, tier, manager):
     q = compile_tree(group({"type": "tier_rank", "min": 1}, {"type": "team", "manager": manager.pk}), now=NOW)
     sql = str(Contact.objects.filter(q).query)
-    assert '"tier_id" IN (SELECT' in sql and '"owner_id" IN (SELECT' in sql
+    assert '"owner_id" IN (SELECT' in sql
+    assert f'"tier_id" IN ({tier.pk})' in sql  # ids in the statement: the (tier, id) index can serve it
+
+
+def test_a_re_ranked_tier_counts_at_the_next_compile(db):
+    silver = Tier.objects.create(name="银卡", rank=2)
+    Contact.objects.create(name="银卡客户", tier=silver)
+    rule = group({"type": "tier_rank", "min": 3})
+    assert not Contact.objects.filter(compile_tree(rule, now=NOW)).exists()
+    Tier.objects.filter(pk=silver.pk).update(rank=3)
+    assert list(Contact.objects.filter(compile_tree(rule, now=NOW)).values_list("name", flat=True)) == [
+        "银卡客户"
+    ]
+    Tier.objects.filter(pk=silver.pk).update(
+        rank=1
+    )  # no tier in range: matches nobody, and "none of" everybody
+    assert not Contact.objects.filter(compile_tree(rule, now=NOW)).exists()
+    none_of = {"type": "group", "match": "none", "children": [{"type": "tier_rank", "min": 3}]}
+    assert Contact.objects.filter(compile_tree(none_of, now=NOW)).count() == 1
 
 
 def test_four_condition_rule_sql(db, capsys):

@@ -29,7 +29,7 @@ from segments.rules import compile_tree
 from segments.selectors import rule_count
 from segments.services import segment_refresh, segment_refresh_contacts
 
-from ..data import Dataset, ensure_actors
+from ..data import Dataset, ensure_actors, refresh_statistics
 from ..runner import BenchFailure, Result, median_ms
 
 PREFIX = "bench-"
@@ -62,10 +62,12 @@ def _scalar(sql: str, params: list):
 
 
 def four_conditions_sql(tags: dict, now) -> tuple[str, list]:
-    contact, tag, tier = Contact._meta.db_table, ContactTag._meta.db_table, Tier._meta.db_table
+    contact, tag = Contact._meta.db_table, ContactTag._meta.db_table
+    gold_and_up = sorted(Tier.objects.filter(rank__gte=3).values_list("pk", flat=True))
     return (
-        f"SELECT count(*) FROM {contact} c JOIN {tier} t ON t.id = c.tier_id "
-        f"WHERE t.rank >= 3 "
+        # What an expert writes: the tier ids of "rank ≥ 3" looked up first, then one statement.
+        f"SELECT count(*) FROM {contact} c "
+        f"WHERE c.tier_id IN ({', '.join(str(pk) for pk in gold_and_up) or 'NULL'}) "
         f"AND EXISTS (SELECT 1 FROM {tag} ct WHERE ct.contact_id = c.id AND ct.tag_id = %s) "
         f"AND NOT EXISTS (SELECT 1 FROM {tag} ct WHERE ct.contact_id = c.id AND ct.tag_id = %s) "
         f"AND (c.last_active_at < %s OR c.last_active_at IS NULL)",
@@ -118,6 +120,10 @@ def _incremental_segments(tags: dict, tiers: dict) -> list[Segment]:
 
 
 def run(dataset: Dataset, *, runs: int) -> list[Result]:
+    # Other scenarios write to the shared data set (events, the pipeline's contact updates); the counts are
+    # measured on tables as autovacuum keeps them in production (contacts migration 0014): visibility map
+    # current, so the covering indexes are read without the heap.
+    refresh_statistics()
     actors = ensure_actors()
     now = timezone.now()
     tags, tiers = actors.tag_ids, actors.tier_ids
