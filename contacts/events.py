@@ -2,13 +2,14 @@
 
 The unique idempotency key is the guard against doubles, not a read-then-write: rows are inserted with
 ON CONFLICT DO NOTHING ... RETURNING, so two requests replaying one key at the same moment make one event,
-and each learns whether it was the one that created it. New events are handed to the pipeline
-(scrm.pipeline) on commit; the pipeline's minute sweep picks up any whose hand-over was lost.
+and each learns whether it was the one that created it. Each new event gets its PendingEvent row (the
+pipeline's inbox) in the same statement, and its id is handed to the pipeline (scrm.pipeline) on commit; the
+pipeline's minute sweep picks up any whose hand-over was lost.
 """
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -18,7 +19,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from .models import Event, EventKind
+from .models import Event, EventKind, PendingEvent
 
 MAX_FUTURE = timedelta(days=1)  # clocks drift; a date further ahead is a data error
 MAX_AMOUNT = Decimal("9999999999.99")  # Event.amount has 12 digits, 2 after the point
@@ -127,17 +128,20 @@ def _insert_returning(rows: list[EventIn], source: str, now) -> dict[str, int]:
                 params,
             )
             created.update({key: pk for pk, key in cursor.fetchall()})
+    events_owed_to_pipeline(created.values())
     return created
 
 
 def _insert_returning_unnest(rows: list[EventIn], source: str, now) -> dict[str, int]:
     """PostgreSQL: one array per column and unnest(), so a batch of 1,000 is 9 parameters, not 9,000."""
-    table = Event._meta.db_table
+    table, inbox = Event._meta.db_table, PendingEvent._meta.db_table
     sql = (
-        f"INSERT INTO {table} ({COLUMNS}) "
+        f"WITH new AS (INSERT INTO {table} ({COLUMNS}) "
         "SELECT c, k, o, a, p::jsonb, %s, i, r, %s FROM unnest("
         "%s::bigint[], %s::text[], %s::timestamptz[], %s::numeric[], %s::text[], %s::text[], %s::text[]"
-        ") AS t(c, k, o, a, p, i, r) ON CONFLICT DO NOTHING RETURNING id, idempotency_key"
+        ") AS t(c, k, o, a, p, i, r) ON CONFLICT DO NOTHING RETURNING id, idempotency_key), "
+        f"owed AS (INSERT INTO {inbox} (event_id) SELECT id FROM new) "
+        "SELECT id, idempotency_key FROM new"
     )
     params = [
         source,
@@ -191,6 +195,14 @@ def events_record(*, events: Sequence[EventIn], source: str) -> list[EventOutcom
             new_ids = sorted(created.values())
             transaction.on_commit(lambda: _hand_to_pipeline(new_ids))
     return [outcomes[i] for i in range(len(events))]
+
+
+def events_owed_to_pipeline(event_ids: Iterable[int]) -> None:
+    """Put events in the pipeline's inbox. events_record does it for every event it makes; only a bulk load
+    that inserts Event rows itself (the demo data set) calls this."""
+    PendingEvent.objects.bulk_create(
+        [PendingEvent(event_id=pk) for pk in event_ids], batch_size=INSERT_CHUNK, ignore_conflicts=True
+    )
 
 
 def _hand_to_pipeline(event_ids: list[int]) -> None:

@@ -3,7 +3,7 @@
 Every write path of this app that changes what a segment rule can see (fields, tags, tier, custom values) calls
 contacts_touched in its own transaction: the touch commits or rolls back with the change. scrm.touches drains
 the outbox into segments' incremental refresh; contacts may not call segments itself (it sits below it).
-The event pipeline refreshes its own contacts and records nothing here.
+The event pipeline records each batch's contacts here too (its step 5).
 """
 
 from collections.abc import Iterable

@@ -19,6 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.roles import Role
+from contacts.events import events_owed_to_pipeline
 from contacts.models import (
     Contact,
     ContactTag,
@@ -524,6 +525,10 @@ def _save_new_plans(plans: list[ContactPlan], report: SeedReport) -> None:
     )
     # The idempotency key is the guard: a replayed key is skipped by the unique index.
     Event.objects.bulk_create([e for p in fresh for e in p.events], batch_size=1000, ignore_conflicts=True)
+    # Rows inserted here, not through events_record: put them in the pipeline's inbox ourselves.
+    events_owed_to_pipeline(
+        Event.objects.filter(contact__in=[p.contact for p in fresh]).values_list("id", flat=True)
+    )
     Note.objects.bulk_create([note for p in fresh for note in p.notes])
     report.contacts_created += len(fresh)
     report.events_created += sum(len(p.events) for p in fresh)

@@ -57,13 +57,13 @@ new_contacts AS (
 new_events AS (
     -- Event 1 is the newest and happens exactly at last_active_at; older ones step back in time.
     INSERT INTO {event} (contact_id, kind, occurred_at, amount, payload, source, idempotency_key, created_at,
-                         processed_at, order_id)
+                         order_id)
     SELECT c.id, e.kind, e.occurred_at,
            CASE WHEN e.kind IN ('purchase', 'refund') THEN round(9.9 + mod(h.h / 128, 99000) / 100.0, 2) END,
            jsonb_build_object(), %(event_source)s,
            -- Zero-padded so the unique index is appended to, not split all over.
            'bench:' || lpad(c.id::text, 12, '0') || ':' || lpad(k::text, 2, '0'),
-           e.occurred_at, NULL, ''  -- owed to the pipeline: data.apply_pipeline_to_new_events applies the chunk
+           e.occurred_at, ''  -- data.apply_pipeline_to_new_events applies the chunk
     FROM new_contacts AS c
     CROSS JOIN LATERAL generate_series(
         1, %(events_min)s + mod(abs(hashint8extended(c.idx, 20)), %(events_span)s)::int) AS k

@@ -9,7 +9,7 @@ from django.db import connection
 from django.utils import timezone
 
 from contacts.events import EventIn, events_record
-from contacts.models import Contact, Event, EventKind
+from contacts.models import Contact, Event, EventKind, PendingEvent
 from scrm import pipeline
 from tests.conftest import need_service
 
@@ -88,7 +88,7 @@ def test_a_failing_handler_leaves_the_batch_unapplied(contact, monkeypatch):
     with pytest.raises(RuntimeError):
         pipeline.process_pending_events()
     assert totals(contact)[:2] == (0, Decimal("0.00"))  # the contact update rolled back with it
-    assert Event.objects.filter(processed_at__isnull=True).count() == 1
+    assert PendingEvent.objects.count() == 1  # still owed: the claim rolled back too
     monkeypatch.setattr(pipeline, "HANDLERS", [pipeline.apply_contact_activity])
     assert pipeline.process_pending_events() == 1
     assert totals(contact)[:2] == (1, Decimal("5.00"))
@@ -98,7 +98,7 @@ def test_the_task_applies_events_on_commit(contact, django_capture_on_commit_cal
     with django_capture_on_commit_callbacks(execute=True):
         events_record(events=[purchase(contact, "F1", "12.00")], source="api")
     assert totals(contact)[:2] == (1, Decimal("12.00"))  # eager Celery ran process_events_task
-    assert not Event.objects.filter(processed_at__isnull=True).exists()
+    assert not PendingEvent.objects.exists()
 
 
 @pytest.mark.django_db(transaction=True)
@@ -125,3 +125,21 @@ def test_concurrent_processing_of_one_batch_applies_it_once():
         t.join()
     assert not errors
     assert totals(contact)[:2] == (200, Decimal("200.00"))
+
+
+def test_each_new_event_waits_in_the_inbox_until_applied_and_a_replay_adds_none(contact):
+    (first,) = events_record(events=[purchase(contact, "H1", "8.00")], source="api")
+    (again,) = events_record(events=[purchase(contact, "H1", "8.00")], source="api")
+    assert (first.created, again.created, again.event_id) == (True, False, first.event_id)
+    assert list(PendingEvent.objects.values_list("event_id", flat=True)) == [first.event_id]
+    assert pipeline.process_pending_events() == 1
+    assert not PendingEvent.objects.exists()
+    assert totals(contact)[:2] == (1, Decimal("8.00"))
+
+
+def test_an_event_deleted_before_the_pipeline_came_round_applies_nothing(contact):
+    (outcome,) = events_record(events=[purchase(contact, "I1", "3.00")], source="api")
+    Event.objects.filter(pk=outcome.event_id).delete()
+    assert pipeline.process_pending_events() == 1  # its inbox row is claimed and gone ...
+    assert not PendingEvent.objects.exists()
+    assert totals(contact)[:2] == (0, Decimal("0.00"))  # ... and nothing was applied

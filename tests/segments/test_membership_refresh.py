@@ -8,6 +8,7 @@ import pytest
 from contacts.events import EventIn, events_record
 from contacts.models import Contact, Tag
 from scrm.pipeline import process_events
+from scrm.touches import drain_contact_touches
 from segments.models import Segment, SegmentChange, SegmentKind, SegmentMembership
 from segments.services import segment_refresh, segment_refresh_contacts
 
@@ -113,6 +114,8 @@ def test_the_pipeline_moves_buyers_into_a_purchase_segment(people):
         source="api",
     )  # fmt: skip
     assert process_events([outcome.event_id]) == 1
+    assert members(segment) == set()  # the pipeline hands its contacts to the touch drain (step 5)
+    drain_contact_touches()
     assert members(segment) == {a.pk}
     assert changes(segment) == [(a.pk, "entered")]
     assert b.pk not in members(segment)

@@ -315,7 +315,7 @@ def test_a_failed_refresh_leaves_the_claimed_rows_for_the_next_run(operator, con
     assert members(segment) == {contact.pk}
 
 
-def test_the_event_pipeline_records_no_touches(contact):
+def test_the_event_pipeline_hands_its_contacts_to_the_drain(contact):
     segment = filled("购买过", all_of({"type": "events", "kind": "purchase", "measure": "count", "op": "gte",
                                          "value": "1", "days": 90}))  # fmt: skip
     (outcome,) = events_record(
@@ -324,7 +324,10 @@ def test_the_event_pipeline_records_no_touches(contact):
         source="api",
     )  # fmt: skip
     process_events([outcome.event_id])
-    assert members(segment) == {contact.pk} and not ContactTouch.objects.exists()  # step 5 did it already
+    assert touched() == {contact.pk} and members(segment) == set()  # step 5 recorded the touch
+    assert drained() == 1
+    assert members(segment) == {contact.pk}
+    assert changes(segment) == [(contact.pk, ENTERED)]
 
 
 # --- concurrency (PostgreSQL) -------------------------------------------------------------------------

@@ -8,7 +8,7 @@ events with an API key (events:write) to existing bench contacts by contact_id; 
 
 Results:
 - `events_api`: median ms of one 1,000-event POST; per_s = events accepted per second of posting.
-- `pipeline_catch_up`: ms from the last response until every posted event has processed_at set;
+- `pipeline_catch_up`: ms from the last response until every posted event has left the pipeline's inbox;
   per_s = events per second from the first request until the last event was applied (pipeline included).
 Target: per_s of both at least 5,000.
 
@@ -36,7 +36,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from accounts.api_keys import api_key_create
-from contacts.models import Contact, Event
+from contacts.models import Contact, PendingEvent
 
 from ..data import PHONE_END, PHONE_PREFIX, Dataset
 from ..runner import BenchFailure, Result
@@ -189,12 +189,12 @@ class Poster:
 
 
 def wait_until_processed(event_ids: list[int], *, timeout: float = CATCH_UP_TIMEOUT_S, worker=None) -> float:
-    """Seconds until every one of `event_ids` has processed_at (polled every 50 ms).
+    """Seconds until none of `event_ids` is left in the pipeline's inbox (polled every 50 ms).
 
-    Polls the id range through the small partial index of unprocessed events (event_unprocessed); the
-    bench is the only writer, so the range holds only its own events."""
+    Polls the id range of the inbox (PendingEvent); the bench is the only writer, so the range holds only
+    its own events."""
     started = time.perf_counter()
-    pending = Event.objects.filter(id__gte=min(event_ids), id__lte=max(event_ids), processed_at__isnull=True)
+    pending = PendingEvent.objects.filter(event_id__gte=min(event_ids), event_id__lte=max(event_ids))
     while pending.exists():
         if worker is not None and worker.poll() is not None:
             raise BenchFailure(f"the Celery worker exited with {worker.returncode}:\n{_tail('celery')}")
