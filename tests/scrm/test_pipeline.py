@@ -143,3 +143,24 @@ def test_an_event_deleted_before_the_pipeline_came_round_applies_nothing(contact
     assert pipeline.process_pending_events() == 1  # its inbox row is claimed and gone ...
     assert not PendingEvent.objects.exists()
     assert totals(contact)[:2] == (0, Decimal("0.00"))  # ... and nothing was applied
+
+
+def test_a_batch_that_changes_nothing_for_a_contact_leaves_its_row_alone(contact):
+    events_record(events=[purchase(contact, "J1", "20.00", days_ago=1)], source="api")
+    pipeline.process_pending_events()
+    outcomes = events_record(events=[
+        EventIn(contact.pk, EventKind.CONTENT_VIEW, NOW - timedelta(days=5), "old-view"),  # older than last active
+        EventIn(contact.pk, EventKind.MESSAGE_OUT, NOW, "our-message"),  # not the customer's activity
+    ], source="api")  # fmt: skip
+    ids = [o.event_id for o in outcomes]
+    assert (
+        pipeline.apply_contact_activity(ids) == 0
+    )  # no row rewritten (a new version costs 17 index entries)
+    assert totals(contact)[:2] == (1, Decimal("20.00")) and contact.last_active_at == NOW - timedelta(days=1)
+
+    (new_view,) = events_record(
+        events=[EventIn(contact.pk, EventKind.CONTENT_VIEW, NOW, "new-view")], source="api"
+    )
+    assert pipeline.apply_contact_activity([new_view.event_id]) == 1
+    contact.refresh_from_db()
+    assert contact.last_active_at == NOW
