@@ -100,6 +100,7 @@ def apply_contact_activity(event_ids: list[int]) -> int:
             FROM batch AS b
             LEFT JOIN refunded AS r ON r.id = b.id
             GROUP BY b.contact_id
+            ORDER BY b.contact_id  -- the join walks this order, so two workers lock shared contacts alike
         ) AS a
         WHERE c.id = a.contact_id AND (
             a.orders <> 0 OR a.spent <> 0

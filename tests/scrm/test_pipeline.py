@@ -1,5 +1,6 @@
 """The event pipeline: totals exact after purchases and refunds, exactly once, never half-applied."""
 
+import random
 import threading
 from datetime import timedelta
 from decimal import Decimal
@@ -164,3 +165,36 @@ def test_a_batch_that_changes_nothing_for_a_contact_leaves_its_row_alone(contact
     assert pipeline.apply_contact_activity([new_view.event_id]) == 1
     contact.refresh_from_db()
     assert contact.last_active_at == NOW
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_batches_over_the_same_contacts_apply_exactly_without_deadlock():
+    """Production runs two workers: their batches lock shared contacts in the same (id) order."""
+    if connection.vendor != "postgresql":
+        need_service("row locks need PostgreSQL (set DATABASE_URL)")
+    people = [Contact.objects.create(name=f"客户{i}") for i in range(40)]
+    batches = []
+    for b in range(4):  # every batch touches every contact, each in its own order
+        order = random.Random(b).sample(people, len(people))
+        outcomes = events_record(events=[purchase(p, f"K{b}-{p.pk}", "2.50") for p in order], source="api")
+        batches.append([o.event_id for o in outcomes])
+    errors, barrier = [], threading.Barrier(len(batches))
+
+    def run(ids):
+        try:
+            barrier.wait()
+            pipeline.process_events(ids)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(ids,)) for ids in batches]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert not PendingEvent.objects.exists()
+    for person in people:
+        assert totals(person)[:2] == (4, Decimal("10.00"))

@@ -111,7 +111,7 @@ def gunicorn(port: int) -> Iterator[str]:
 @contextmanager
 def celery_worker() -> Iterator[subprocess.Popen]:
     command = [
-        sys.executable, "-m", "celery", "-A", "scrm", "worker", "-Q", "default", "--concurrency", "1",
+        sys.executable, "-m", "celery", "-A", "scrm", "worker", "-Q", "default", "--concurrency", "2",
         "--loglevel", "warning", "--without-gossip", "--without-mingle", "--without-heartbeat",
         "-n", f"bench-{uuid.uuid4().hex[:6]}@%h",
     ]  # fmt: skip
