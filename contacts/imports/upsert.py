@@ -121,7 +121,9 @@ class ContactUpserter:
         wanted = {name: set() for name in ("external_userid", "phone", "email")}
         for row in rows:
             for name, value in row.match_keys():
-                wanted[name].add(value)
+                # A row with a phone is never matched by its email (_match): do not fetch those contacts.
+                if name != "email" or not row.values.get("phone"):
+                    wanted[name].add(value)
         existing: dict[int, dict] = {}
         by_key: dict[tuple[str, str], int] = {}
         for name, values in wanted.items():
@@ -176,8 +178,9 @@ class ContactUpserter:
         changed = {name: value for name, value in row.values.items() if contact[name] != value}
         merged = None
         if row.custom:
-            candidate = {**contact["custom_fields"], **row.custom}
-            if candidate != contact["custom_fields"]:
+            current = _json(contact["custom_fields"])  # decoded only for rows that bring custom values
+            candidate = {**current, **row.custom}
+            if candidate != current:
                 merged = candidate
         if changed or merged is not None:
             plan.updates.append((contact["id"], row, changed, merged))
@@ -361,8 +364,10 @@ class PostgresWriter:
                 f"WHERE c.{name} <> ''",  # no ORDER BY: it invites a walk of the primary key; sorted below
                 [values],
             )
-            # Django's psycopg setup hands jsonb over as text (the field decodes it); so do we.
-            return sorted((*record[:-1], _json(record[-1])) for record in cursor.fetchall())
+            # Django's psycopg setup hands jsonb over as text; _plan_update decodes it only when a row brings
+            # custom values. Only emails can repeat, and for them the oldest contact must come first.
+            records = cursor.fetchall()
+            return sorted(records) if name == "email" else records
 
     def existing_tags(self, contact_ids: list[int]) -> set[tuple[int, int]]:
         with connection.cursor() as cursor, _index_probes(cursor):
