@@ -125,7 +125,9 @@ class RowSource:
             fh.seek(0)
             try:
                 for number, row in enumerate(csv.reader(fh, dialect), start=1):
-                    cells = [unguard_formula(cell.strip()) for cell in row]
+                    cells = [cell.strip() for cell in row]
+                    if "'" in "".join(cells):  # rare: only such a row pays for a call per cell
+                        cells = [unguard_formula(cell) for cell in cells]
                     if any(cells):
                         yield number, cells
             except csv.Error as exc:
