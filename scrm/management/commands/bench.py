@@ -32,6 +32,7 @@ class Command(BaseCommand):
     def handle(self, *args, scenario: str, contacts: int, json_path: str | None, runs: int, **options):
         if contacts < 0 or runs < 1:
             raise CommandError("--contacts must be >= 0 and --runs >= 1")
+        self.warn_without_autovacuum()
         if getattr(SCENARIOS[scenario], "own_data", False):
             # The scenario makes (and clears) its own data; the shared data set is not touched.
             dataset = contacts
@@ -46,6 +47,19 @@ class Command(BaseCommand):
         if json_path:
             write_json(json_path, scenario, contacts, results)
             self.stdout.write(f"wrote {json_path}")
+
+    def warn_without_autovacuum(self) -> None:
+        """Production runs PostgreSQL with autovacuum on; without it dead rows pile up run after run (the
+        pipeline's inbox, updated contacts) and index-only scans fall back to the heap, so later figures drift."""
+        if connection.vendor != "postgresql":
+            return
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW autovacuum")
+            if cursor.fetchone()[0] != "on":
+                self.stderr.write(
+                    "warning: autovacuum is off on this server (production runs with it on): "
+                    "ALTER SYSTEM SET autovacuum = on; SELECT pg_reload_conf();"
+                )
 
     def build(self, contacts: int) -> Dataset:
         vendor = connection.vendor
