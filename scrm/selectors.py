@@ -23,6 +23,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts.roles import is_admin
+from contacts.models import ContactTouch, Event, PendingEvent
 from contacts.selectors import contacts_visible_to, estimate_total
 
 from .models import Heartbeat
@@ -149,6 +150,50 @@ def system_checks() -> list[ServiceCheck]:
         check_redis(),
         check_heartbeat(Heartbeat.WORKER, _("Celery worker")),
         check_heartbeat(Heartbeat.BEAT, _("Celery beat")),
+    ]
+
+
+# Beat sweeps the pipeline's inbox every minute and drains the touches every 30 s: work older than this is late.
+BACKLOG_LATE_SECONDS = 120
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """Work handed over and not yet done: events owed to the pipeline, contacts owed a segment refresh."""
+
+    name: str  # "pipeline" | "segments"
+    title: str
+    waiting: int
+    oldest_age_seconds: int | None  # None when nothing waits
+
+    @property
+    def ok(self) -> bool:
+        return self.oldest_age_seconds is None or self.oldest_age_seconds <= BACKLOG_LATE_SECONDS
+
+
+def backlogs(now: datetime | None = None) -> list[Backlog]:
+    """The pipeline's inbox and the touch outbox: how much waits and since when. Empty if the database cannot
+    be read (its own card says so). Two counts and two primary-key lookups: cheap even with a large backlog."""
+    now = now or timezone.now()
+    try:
+        oldest_event = PendingEvent.objects.order_by("event_id").values_list("event_id", flat=True).first()
+        event_at = Event.objects.filter(pk=oldest_event).values_list("created_at", flat=True).first()
+        touched_at = ContactTouch.objects.order_by("id").values_list("touched_at", flat=True).first()
+        counts = (PendingEvent.objects.count(), ContactTouch.objects.count())
+    except Exception:  # noqa: BLE001 — the status page never fails; the database card shows the error
+        logger.warning("backlogs could not be read", exc_info=True)
+        return []
+
+    def age(at: datetime | None) -> int | None:
+        return None if at is None else max(0, int((now - at).total_seconds()))
+
+    # An inbox row whose event is gone (deleted with its contact) is claimed and dropped: it counts as new.
+    event_age = age(event_at) if oldest_event is not None else None
+    return [
+        Backlog(
+            "pipeline", _("Events waiting for the pipeline"), counts[0], event_age if counts[0] else None
+        ),
+        Backlog("segments", _("Contacts waiting for segment refresh"), counts[1], age(touched_at)),
     ]
 
 

@@ -160,9 +160,12 @@ def system_status(request):
     if not is_admin(request.user):
         raise Http404
     checks = selectors.system_checks()
+    backlogs = selectors.backlogs()
     ctx = {
         "checks": checks,
-        "problems": sum(1 for check in checks if not check.ok),
+        "backlogs": backlogs,
+        "late_after": selectors.BACKLOG_LATE_SECONDS,
+        "problems": sum(1 for check in checks if not check.ok) + sum(1 for b in backlogs if not b.ok),
         "checked_at": timezone.now(),
         "stale_after": settings.HEARTBEAT_STALE_AFTER_SECONDS,
         "refresh_seconds": 15,
