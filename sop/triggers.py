@@ -17,6 +17,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
+from django.db import connection
 from django.db.models import Min, Q
 from django.utils import timezone
 
@@ -176,19 +177,32 @@ def _touched_exits(contact_ids: list[int], now: datetime) -> None:
 # --- segment changes --------------------------------------------------------------------------------------
 
 
+_CHANGE_FIELDS = ("id", "segment_id", "contact_id", "change", "at")
+
+
 def _claim_changes(contact_ids: list[int] | None, limit: int) -> list[dict]:
     changes = SegmentChange.objects.filter(consumed_at__isnull=True)
     if contact_ids is not None:
         changes = changes.filter(contact_id__in=contact_ids)
-    ids = list(
-        changes.select_for_update(skip_locked=True).order_by("id").values_list("id", flat=True)[:limit]
-    )
+    claimable = changes.select_for_update(skip_locked=True).order_by("id").values("id")[:limit]
+    if connection.vendor == "postgresql":
+        # One statement instead of select, update and select again (the touch drain claims after every batch).
+        sql, params = claimable.query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {SegmentChange._meta.db_table} SET consumed_at = %s WHERE id IN ({sql}) "
+                f"RETURNING {', '.join(_CHANGE_FIELDS)}",
+                [timezone.now(), *params],
+            )
+            return sorted(
+                (dict(zip(_CHANGE_FIELDS, row, strict=True)) for row in cursor.fetchall()),
+                key=lambda c: c["id"],
+            )
+    ids = [row["id"] for row in claimable]
     if not ids:
         return []
     SegmentChange.objects.filter(id__in=ids).update(consumed_at=timezone.now())
-    return list(
-        SegmentChange.objects.filter(id__in=ids).values("id", "segment_id", "contact_id", "change", "at")
-    )
+    return list(SegmentChange.objects.filter(id__in=ids).order_by("id").values(*_CHANGE_FIELDS))
 
 
 def segment_changes_consume(*, contact_ids: list[int] | None = None, now: datetime | None = None) -> int:
