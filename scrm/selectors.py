@@ -187,12 +187,9 @@ def backlogs(now: datetime | None = None) -> list[Backlog]:
     def age(at: datetime | None) -> int | None:
         return None if at is None else max(0, int((now - at).total_seconds()))
 
-    # An inbox row whose event is gone (deleted with its contact) is claimed and dropped: it counts as new.
-    event_age = age(event_at) if oldest_event is not None else None
+    # An inbox row whose event is gone (deleted with its contact) has no age: the next claim drops it.
     return [
-        Backlog(
-            "pipeline", _("Events waiting for the pipeline"), counts[0], event_age if counts[0] else None
-        ),
+        Backlog("pipeline", _("Events waiting for the pipeline"), counts[0], age(event_at)),
         Backlog("segments", _("Contacts waiting for segment refresh"), counts[1], age(touched_at)),
     ]
 

@@ -91,10 +91,11 @@ def _zero(node: dict) -> Value:
     return Value(0) if node["measure"] == "count" else Value(Decimal("0"))
 
 
-def _totals(node: dict, now: datetime) -> QuerySet:
-    """contact_id and total over the window, one row per contact with at least one such event."""
+def _totals(node: dict, now: datetime, *, null_sum_is_zero: bool = True) -> QuerySet:
+    """contact_id and total over the window, one row per contact with at least one such event. A sum over
+    events without amounts is NULL; it reads as 0 unless the caller needs no such guard."""
     per_contact = _window(node, now).values("contact_id")
-    if node["measure"] == "count":
+    if node["measure"] == "count" or not null_sum_is_zero:
         return per_contact.annotate(total=_total(node))
     return per_contact.annotate(total=Coalesce(_total(node), _zero(node), output_field=_MONEY))
 
@@ -109,7 +110,7 @@ def _passing(node: dict, now: datetime) -> QuerySet | None:
     if _PASSES[node["op"]](0, _value(node)):
         return None
     # No COALESCE: a total of 0 fails here, and so does a NULL sum (a window of events without amounts).
-    per_contact = _window(node, now).values("contact_id").annotate(total=_total(node))
+    per_contact = _totals(node, now, null_sum_is_zero=False)
     return per_contact.filter(**{f"total__{_LOOKUPS[node['op']]}": _value(node)}).values("contact_id")
 
 
